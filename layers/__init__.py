@@ -1,0 +1,1 @@
+"""riemlearn.layers (under construction)."""

@@ -1,0 +1,325 @@
+"""Spectral functions of symmetric matrices with a stable (Daleckii–Krein) backward.
+
+``f(X) = V diag(f(λ)) Vᵀ`` for ``X = V diag(λ) Vᵀ``. Autograd through ``torch.linalg.eigh``
+divides by ``λi − λj`` and gives NaN at repeated eigenvalues (identity, diagonal ties); every
+peer library inherits that. Here the backward is written in Loewner form::
+
+    ∂L/∂X = V (F ∘ (Vᵀ Ḡ V)) Vᵀ,   F_ij = f[λi, λj] = (f(λi) − f(λj)) / (λi − λj),  F_ii = f'(λi)
+
+with each divided difference evaluated by a cancellation-free formula (``log1p``/``expm1``) or,
+for a general ``f``, replaced by the derivative at the midpoint when ``|λi − λj|`` is below
+:func:`~riemlearn.manifolds.tolerance.tie_threshold` (relative). Double backward (Hessian-vector
+products) uses second divided differences ``f[λi, λj, λk]``.
+
+Several functions of one matrix share one eigendecomposition (:func:`sym_functions`). Every
+``eigh`` goes through :func:`eigh`, the single dispatch point for the eigensolver.
+
+All functions take ``(*batch, n, n)`` and symmetrize their input (``(X + Xᵀ)/2``), so the
+gradient is the gradient of ``f(sym(X))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .spectral_fns import Clamp, Custom, Exp, Log, Power, SpectralFn
+from .tolerance import tie_threshold
+
+__all__ = [
+    "sym",
+    "eigh",
+    "sym_functions",
+    "sym_apply",
+    "logm",
+    "expm",
+    "sqrtm",
+    "invsqrtm",
+    "sqrtm_invsqrtm",
+    "powm",
+    "clampm",
+    "solve_lyapunov",
+    "SpectralFn",
+    "Log",
+    "Exp",
+    "Power",
+    "Clamp",
+    "Custom",
+]
+
+
+def sym(x: Tensor) -> Tensor:
+    """Symmetric part ``(X + Xᵀ) / 2`` of ``(*batch, n, n)``."""
+    return (x + x.mT) * 0.5
+
+
+def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigendecomposition ``X = V diag(w) Vᵀ`` of symmetric ``(*batch, n, n)``, ascending ``w``.
+
+    The one place riemlearn calls an eigensolver (no autograd through it: the spectral functions
+    carry their own backward). Empty batches are returned as empty results.
+    """
+    if x.numel() == 0:
+        n = x.shape[-1]
+        return x.new_empty(x.shape[:-1]), x.new_empty(x.shape[:-2] + (n, n))
+    return torch.linalg.eigh(x.detach())
+
+
+def _reconstruct(v: Tensor, fw: Tensor) -> Tensor:
+    return (v * fw.unsqueeze(-2)) @ v.mT
+
+
+def _loewner_apply(v: Tensor, loewner: Sequence[Tensor], grads: Sequence[Tensor | None]) -> Tensor:
+    """``V (Σ_k F_k ∘ Vᵀ sym(Ḡ_k) V) Vᵀ`` — the adjoint of the Fréchet derivatives."""
+    acc: Tensor | None = None
+    for f1, g in zip(loewner, grads, strict=True):
+        if g is None:
+            continue
+        term = f1 * (v.mT @ sym(g.to(v.dtype)) @ v)
+        acc = term if acc is None else acc + term
+    if acc is None:
+        return torch.zeros_like(v)
+    return v @ acc @ v.mT
+
+
+class _SpectralFunctions(torch.autograd.Function):
+    """``(f_1(X), ..., f_k(X))`` from one ``eigh``; Daleckii–Krein backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, fns: tuple[SpectralFn, ...], compute_dtype: Any) -> Any:
+        xs = sym(x.detach()).to(compute_dtype)
+        w, v = eigh(xs)
+        outs = tuple(_reconstruct(v, fn.value(w)).to(x.dtype) for fn in fns)
+        ctx.fns = fns
+        ctx.in_dtype = x.dtype
+        ctx.save_for_backward(x, w, v)
+        return outs
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor) -> Any:
+        x, w, v = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: keep the backward differentiable
+            gx = _DaleckiiKrein.apply(x, w, v, ctx.fns, *grads)
+            return gx, None, None
+        thr = tie_threshold(w.dtype)
+        loewner = [fn.first_divided_difference(w, thr) for fn in ctx.fns]
+        return _loewner_apply(v, loewner, grads).to(ctx.in_dtype), None, None
+
+
+class _DaleckiiKrein(torch.autograd.Function):
+    """The backward map ``Ḡ ↦ Σ_k Df_k(X)[sym Ḡ_k]`` as a differentiable function of ``X, Ḡ``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, v: Tensor, fns: tuple, *grads: Tensor) -> Tensor:
+        thr = tie_threshold(w.dtype)
+        loewner = [fn.first_divided_difference(w, thr) for fn in fns]
+        ctx.fns = fns
+        ctx.in_dtype = x.dtype
+        ctx.has_grad = [g is not None for g in grads]
+        ctx.save_for_backward(w, v, *[g if g is not None else torch.empty(0) for g in grads])
+        ctx.loewner = loewner
+        return _loewner_apply(v, loewner, grads).to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, z: Tensor) -> Any:
+        w, v, *grads = ctx.saved_tensors
+        thr = tie_threshold(w.dtype)
+        zh = v.mT @ sym(z.to(v.dtype)) @ v
+        out_grads = []
+        acc = torch.zeros_like(zh)
+        for fn, f1, g, has in zip(ctx.fns, ctx.loewner, grads, ctx.has_grad, strict=True):
+            if not has:
+                out_grads.append(None)
+                continue
+            # w.r.t. Ḡ_k: the same self-adjoint Loewner map applied to z.
+            out_grads.append((v @ (f1 * zh) @ v.mT).to(g.dtype))
+            # w.r.t. X: second divided differences (Bhatia, Matrix Analysis, V.3).
+            gh = v.mT @ sym(g.to(v.dtype)) @ v
+            f2 = fn.second_divided_difference(w, thr)
+            acc = acc + torch.einsum("...ijk,...ik,...ij->...kj", f2, gh, zh)
+            acc = acc + torch.einsum("...ijk,...ij,...kj->...ik", f2, zh, gh)
+        gx = sym(v @ acc @ v.mT).to(ctx.in_dtype)
+        return (gx, None, None, None, *out_grads)
+
+
+def _as_fn(fn: SpectralFn | str) -> SpectralFn:
+    if isinstance(fn, SpectralFn):
+        return fn
+    table: dict[str, SpectralFn] = {
+        "log": Log(),
+        "exp": Exp(),
+        "sqrt": Power(0.5),
+        "invsqrt": Power(-0.5),
+        "inv": Power(-1.0),
+    }
+    if fn not in table:
+        raise ValueError(f"unknown spectral function {fn!r}; use one of {sorted(table)} or a SpectralFn")
+    return table[fn]
+
+
+def _check_square(x: Tensor, name: str = "x") -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{name} must have shape (*batch, n, n), got {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"{name} must be floating point, got {x.dtype}")
+
+
+def sym_functions(
+    x: Tensor,
+    fns: Sequence[SpectralFn | str],
+    *,
+    compute_dtype: torch.dtype | None = None,
+) -> tuple[Tensor, ...]:
+    """Several spectral functions of the same matrices from one eigendecomposition.
+
+    Parameters
+    ----------
+    x : Tensor, shape (*batch, n, n)
+        Symmetric matrices (the symmetric part is used).
+    fns : sequence of SpectralFn or str
+        ``"log"``, ``"exp"``, ``"sqrt"``, ``"invsqrt"``, ``"inv"`` or :class:`SpectralFn` objects
+        (:class:`Power`, :class:`Clamp`, :class:`Custom`, ...).
+    compute_dtype : torch.dtype, optional
+        Dtype of the eigendecomposition and backward (e.g. ``torch.float64`` for float32 input
+        that is ill-conditioned); results are returned in ``x.dtype``.
+
+    Returns
+    -------
+    tuple of Tensor, each (*batch, n, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds.spectral import sym_functions
+    >>> x = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    >>> s, isq = sym_functions(x, ["sqrt", "invsqrt"])
+    >>> torch.allclose(s @ isq, torch.eye(2, dtype=torch.float64))
+    True
+    """
+    _check_square(x)
+    specs = tuple(_as_fn(f) for f in fns)
+    cdt = compute_dtype or x.dtype
+    return _SpectralFunctions.apply(x, specs, cdt)
+
+
+def sym_apply(
+    x: Tensor,
+    f: Callable[[Tensor], Tensor] | SpectralFn,
+    df: Callable[[Tensor], Tensor] | None = None,
+    d2f: Callable[[Tensor], Tensor] | None = None,
+    *,
+    compute_dtype: torch.dtype | None = None,
+) -> Tensor:
+    """General spectral function ``V diag(f(λ)) Vᵀ`` with a stable backward.
+
+    ``f`` acts elementwise on eigenvalues; ``df`` / ``d2f`` (its derivatives) default to autograd.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds.spectral import sym_apply
+    >>> x = torch.eye(3, dtype=torch.float64) * 2
+    >>> torch.allclose(sym_apply(x, torch.square), x @ x)
+    True
+    """
+    fn = f if isinstance(f, SpectralFn) else Custom(f, df, d2f)
+    return sym_functions(x, [fn], compute_dtype=compute_dtype)[0]
+
+
+def logm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Matrix logarithm of SPD ``(*batch, n, n)``."""
+    return sym_functions(x, ["log"], compute_dtype=compute_dtype)[0]
+
+
+def expm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Matrix exponential of symmetric ``(*batch, n, n)``."""
+    return sym_functions(x, ["exp"], compute_dtype=compute_dtype)[0]
+
+
+def sqrtm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Principal square root of SPD ``(*batch, n, n)``."""
+    return sym_functions(x, ["sqrt"], compute_dtype=compute_dtype)[0]
+
+
+def invsqrtm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Inverse principal square root of SPD ``(*batch, n, n)``."""
+    return sym_functions(x, ["invsqrt"], compute_dtype=compute_dtype)[0]
+
+
+def sqrtm_invsqrtm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """``(X^{1/2}, X^{-1/2})`` from one eigendecomposition."""
+    s, i = sym_functions(x, ["sqrt", "invsqrt"], compute_dtype=compute_dtype)
+    return s, i
+
+
+def powm(x: Tensor, t: float, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Matrix power ``X^t`` of SPD ``(*batch, n, n)`` for real ``t``."""
+    if isinstance(t, Tensor):
+        if t.numel() != 1:
+            raise ValueError("powm: t must be a scalar")
+        t = float(t)
+    if not math.isfinite(t):
+        raise ValueError(f"powm: t must be finite, got {t}")
+    return sym_functions(x, [Power(float(t))], compute_dtype=compute_dtype)[0]
+
+
+def clampm(x: Tensor, eps: float, *, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """Eigenvalue clamp ``V diag(max(λ, eps)) Vᵀ`` (the ReEig nonlinearity)."""
+    return sym_functions(x, [Clamp(float(eps))], compute_dtype=compute_dtype)[0]
+
+
+# -- Lyapunov / Sylvester --------------------------------------------------------------------
+def _lyap_from_eig(w: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    vh = u.mT @ v @ u
+    return u @ (vh / (w.unsqueeze(-1) + w.unsqueeze(-2))) @ u.mT
+
+
+class _Lyapunov(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, p: Tensor, v: Tensor) -> Tensor:
+        w, u = eigh(sym(p.detach()))
+        sol = _lyap_from_eig(w, u, v.detach())
+        ctx.save_for_backward(p, v, w, u, sol)
+        return sol
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Any:
+        p, v, w, u, sol = ctx.saved_tensors
+        # L solves P L + L P = V; the operator is self-adjoint, so Ḡ_V = lyap(P, Ḡ) and
+        # Ḡ_P = −(Ḡ_V Lᵀ + Lᵀ Ḡ_V). No eigenvector derivative, hence no tie problem.
+        if torch.is_grad_enabled():  # double backward: recompute differentiably
+            sol = solve_lyapunov(p, v)
+            gv = solve_lyapunov(p, g)
+        else:
+            gv = _lyap_from_eig(w, u, g)
+        gp = -(gv @ sol.mT + sol.mT @ gv)
+        return sym(gp), gv
+
+
+def solve_lyapunov(p: Tensor, v: Tensor) -> Tensor:
+    """Solve ``P L + L P = V`` for SPD ``P``, batched ``(*batch, n, n)``.
+
+    Through the eigendecomposition of ``P``: ``L = U ((Uᵀ V U) / (wi + wj)) Uᵀ``. Differentiable
+    in ``P`` and ``V`` (double backward included).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds.spectral import solve_lyapunov
+    >>> p = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    >>> v = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    >>> sol = solve_lyapunov(p, v)
+    >>> torch.allclose(p @ sol + sol @ p, v)
+    True
+    """
+    _check_square(p, "p")
+    _check_square(v, "v")
+    return _Lyapunov.apply(p, v)

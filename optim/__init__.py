@@ -1,0 +1,1 @@
+"""riemlearn.optim (under construction)."""

@@ -1,0 +1,1 @@
+"""riemlearn.stats (under construction)."""
