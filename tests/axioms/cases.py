@@ -61,7 +61,7 @@ def _collect() -> list[Case]:
 
     cases = list(cases_basic.CASES)
     # Spaces added by later work register here, one module each.
-    for name in ("cases_spd", "cases_hyperbolic"):
+    for name in ("cases_spd", "cases_spd_bw", "cases_hyperbolic", "cases_grassmann_gyro"):
         try:
             module = __import__(f"{__package__}.{name}", fromlist=["CASES"])
         except ModuleNotFoundError as err:
