@@ -1,8 +1,14 @@
 """Riemannian optimizers (torch.optim-compatible) and deterministic solvers."""
 
 from .adam import RiemannianAdam
+from .conjugate_gradient import ConjugateGradient
+from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
 from .parameter import ManifoldParameter, manifold_of, manifold_param_groups
+from .problem import Problem
+from .result import OptimizeResult, Solver
 from .sgd import RiemannianSGD
+from .steepest_descent import SteepestDescent
+from .trust_regions import TrustRegions
 
 __all__ = [
     "ManifoldParameter",
@@ -10,4 +16,12 @@ __all__ = [
     "manifold_of",
     "RiemannianSGD",
     "RiemannianAdam",
+    "Problem",
+    "OptimizeResult",
+    "Solver",
+    "SteepestDescent",
+    "ConjugateGradient",
+    "TrustRegions",
+    "BackTrackingLineSearch",
+    "AdaptiveLineSearch",
 ]

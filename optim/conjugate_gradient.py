@@ -1,0 +1,131 @@
+"""Riemannian nonlinear conjugate gradient (batched), β rules FR, PR+, HS, HZ, DY, LS."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .problem import Problem
+from .result import OptimizeResult, Solver
+from .steepest_descent import make_line_search
+
+__all__ = ["ConjugateGradient"]
+
+BETA_RULES = ("FR", "PR+", "HS", "HZ", "DY", "LS")
+
+
+class ConjugateGradient(Solver):
+    """Riemannian conjugate gradient (Absil, Mahony & Sepulchre 2008, §8.3; Sato 2021).
+
+    Directions ``d ← −grad f(x₊) + β T_{x→x₊}(d)`` with the previous gradient and direction moved
+    by the metric's ``transport``. β rules (``y = g₊ − T(g)``): ``"FR"`` Fletcher–Reeves,
+    ``"PR+"`` Polak–Ribière clipped at 0, ``"HS"`` Hestenes–Stiefel (clipped at 0), ``"HZ"``
+    Hager–Zhang, ``"DY"`` Dai–Yuan, ``"LS"`` Liu–Storey (clipped at 0). Restarts (``d = −g``)
+    when the direction is not a descent direction, when ``|⟨g₊, T(g)⟩| ≥ orth_value ‖g₊‖²``
+    (Powell) and every ``restart_every`` iterations if set; all per problem.
+
+    Parameters
+    ----------
+    beta_rule : str
+        One of ``FR, PR+, HS, HZ, DY, LS`` (default ``"HS"``, as pymanopt).
+    orth_value : float
+        Powell restart threshold (default inf: off).
+    restart_every : int, optional
+        Periodic restart.
+    line_search : {"backtracking", "adaptive"} or object
+        Line search (default adaptive).
+    **kwargs
+        Stopping rules and display, see :class:`~riemlearn.optim.result.Solver`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds import Euclidean
+    >>> from riemlearn.optim import Problem
+    >>> a = torch.diag(torch.tensor([1.0, 10.0], dtype=torch.float64))
+    >>> pb = Problem(Euclidean(2), lambda x: 0.5 * x @ a @ x - x.sum())
+    >>> res = ConjugateGradient(beta_rule="FR").solve(pb, torch.zeros(2, dtype=torch.float64))
+    >>> [round(v, 6) for v in res.point.tolist()]
+    [1.0, 0.1]
+    """
+
+    name = "ConjugateGradient"
+
+    def __init__(self, beta_rule: str = "HS", orth_value: float = float("inf"),
+                 restart_every: int | None = None, line_search: Any = "adaptive",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        rule = beta_rule.upper().replace("PRP+", "PR+")
+        if rule not in BETA_RULES:
+            raise ValueError(f"beta_rule must be one of {BETA_RULES}, got {beta_rule!r}")
+        self.beta_rule = rule
+        self.orth_value = orth_value
+        self.restart_every = restart_every
+        self.line_search = make_line_search(line_search)
+
+    def solve(self, problem: Problem, x0: Tensor) -> OptimizeResult:
+        """Minimize ``problem`` from ``x0`` (shape ``(*batch, *point_shape)``)."""
+        m = problem.manifold
+        geom, _, _ = self._start(problem, x0)
+        ls = copy.deepcopy(self.line_search)
+        ls.reset()
+        x = x0.detach()
+        f, g = problem.cost_grad(x)
+        gg = geom.inner(x, g, g)
+        gn = gg.sqrt()
+        d = -g
+        done = self._check(0, f, gn)
+        k = 0
+        while not done:
+            k += 1
+            act = self._active()
+            df0 = geom.inner(x, g, d)
+            bad = ~(df0 < 0)
+            d = geom.where(bad, -g, d)
+            df0 = torch.where(bad, -gg, df0)
+            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act)
+            nf, ng = problem.cost_grad(newx)
+            ngg = geom.inner(newx, ng, ng)
+            tg = m.transport(x, newx, g)
+            td = m.transport(x, newx, d)
+            beta = self._beta(geom, newx, ng, ngg, tg, td, gg, g, d, x)
+            orth = geom.inner(newx, ng, tg).abs() >= self.orth_value * ngg
+            restart = orth | ~torch.isfinite(beta)
+            if self.restart_every is not None and k % int(self.restart_every) == 0:
+                restart = torch.ones_like(restart)
+            beta = torch.where(restart, torch.zeros_like(beta), beta)
+            nd = -ng + geom.scale(beta, td)
+            fold = f
+            x = geom.where(act, newx, x)
+            f = torch.where(act, nf, f)
+            g = geom.where(act, ng, g)
+            d = geom.where(act, nd, d)
+            gg = torch.where(act, ngg, gg)
+            gn = gg.clamp_min(0).sqrt()
+            done = self._check(k, f, gn, step, fold, beta=beta)
+        return self._finish(x, f, gn)
+
+    def _beta(self, geom, x1, g1, g1g1, tg, td, gg, g0, d0, x0) -> Tensor:
+        rule = self.beta_rule
+        if rule == "FR":
+            return g1g1 / gg
+        y = g1 - tg
+        if rule == "PR+":
+            return (geom.inner(x1, g1, y) / gg).clamp_min(0)
+        dy = geom.inner(x1, td, y)
+        if rule == "HS":
+            return (geom.inner(x1, g1, y) / dy).clamp_min(0)
+        if rule == "DY":
+            return g1g1 / dy
+        if rule == "LS":
+            return (geom.inner(x1, g1, y) / -geom.inner(x0, g0, d0)).clamp_min(0)
+        # Hager–Zhang (2005) with the lower bound η of their CG_DESCENT.
+        yy = geom.inner(x1, y, y)
+        w = y - geom.scale(2 * yy / dy, td)
+        beta = geom.inner(x1, w, g1) / dy
+        dn = geom.norm(x1, td)
+        eta = -1 / (dn * torch.clamp(gg.sqrt(), max=0.01))
+        return torch.maximum(beta, eta)

@@ -1,0 +1,107 @@
+"""Batched Armijo line searches: backtracking and adaptive (one step size per problem)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .problem import Geometry, Problem
+
+__all__ = ["BackTrackingLineSearch", "AdaptiveLineSearch"]
+
+
+class BackTrackingLineSearch:
+    """Armijo backtracking with an initial step from the previous cost decrease.
+
+    The first trial step is ``initial_step / ‖d‖`` at the first iteration, then
+    ``optimism · 2 (f₀ − f_prev) / ⟨grad, d⟩`` (Nocedal & Wright, eq. 3.60); it is contracted by
+    ``contraction`` until ``f(R_x(α d)) ≤ f₀ + sufficient_decrease · α ⟨grad, d⟩``. A problem
+    with no decrease after ``max_iterations`` contractions keeps its point (step 0).
+    """
+
+    def __init__(self, contraction: float = 0.5, sufficient_decrease: float = 1e-4,
+                 max_iterations: int = 25, initial_step: float = 1.0,
+                 optimism: float = 2.0) -> None:
+        if not 0 < contraction < 1:
+            raise ValueError(f"contraction must be in (0, 1), got {contraction}")
+        if not 0 < sufficient_decrease < 1:
+            raise ValueError(f"sufficient_decrease must be in (0, 1), got {sufficient_decrease}")
+        self.contraction = contraction
+        self.sufficient_decrease = sufficient_decrease
+        self.max_iterations = int(max_iterations)
+        self.initial_step = initial_step
+        self.optimism = optimism
+        self.reset()
+
+    def reset(self) -> None:
+        self._old_f0: Tensor | None = None
+
+    def _initial(self, f0: Tensor, df0: Tensor, norm_d: Tensor) -> Tensor:
+        first = self.initial_step / norm_d
+        if self._old_f0 is None:
+            return first
+        alpha = self.optimism * 2 * (f0 - self._old_f0) / df0
+        ok = torch.isfinite(alpha) & (alpha > 0)
+        return torch.where(ok, alpha, first)
+
+    def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
+        pass
+
+    def search(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
+               df0: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(step norm, new point, new cost)`` per problem (inactive ones unchanged)."""
+        m = problem.manifold
+        norm_d = geom.norm(x, d)
+        alpha = self._initial(f0, df0, norm_d)
+        alpha = torch.where(active & (norm_d > 0), alpha, torch.zeros_like(alpha))
+        newx = m.retract(x, geom.scale(alpha, d))
+        newf = problem.cost(newx)
+        count = torch.zeros_like(alpha, dtype=torch.long)
+        for _ in range(self.max_iterations):
+            bad = active & ~(newf <= f0 + self.sufficient_decrease * alpha * df0)
+            if not bool(bad.any()):
+                break
+            alpha = torch.where(bad, alpha * self.contraction, alpha)
+            count = count + bad.long()
+            tx = m.retract(x, geom.scale(alpha, d))
+            tf = problem.cost(tx)
+            newx = geom.where(bad, tx, newx)
+            newf = torch.where(bad, tf, newf)
+        fail = ~(newf <= f0) | ~active
+        alpha = torch.where(fail, torch.zeros_like(alpha), alpha)
+        newx = geom.where(fail, x, newx)
+        newf = torch.where(fail, f0, newf)
+        self._old_f0 = f0.clone() if self._old_f0 is None else torch.where(active, f0, self._old_f0)
+        self._remember(alpha, count)
+        return alpha * norm_d, newx, newf
+
+
+class AdaptiveLineSearch(BackTrackingLineSearch):
+    """Armijo backtracking whose first trial reuses the last accepted step.
+
+    The next first trial is the accepted step if exactly one contraction was needed, else
+    twice the accepted step (per problem). Defaults follow Manopt/pymanopt
+    (``sufficient_decrease=0.5``, ``max_iterations=10``).
+    """
+
+    def __init__(self, contraction: float = 0.5, sufficient_decrease: float = 0.5,
+                 max_iterations: int = 10, initial_step: float = 1.0) -> None:
+        super().__init__(contraction, sufficient_decrease, max_iterations, initial_step)
+
+    def reset(self) -> None:
+        super().reset()
+        self._old_alpha: Tensor | None = None
+
+    def _initial(self, f0: Tensor, df0: Tensor, norm_d: Tensor) -> Tensor:
+        first = self.initial_step / norm_d
+        if self._old_alpha is None:
+            return first
+        ok = torch.isfinite(self._old_alpha) & (self._old_alpha > 0)
+        return torch.where(ok, self._old_alpha, first)
+
+    def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
+        nxt = torch.where(contractions == 1, alpha, 2 * alpha)
+        if self._old_alpha is None:
+            self._old_alpha = nxt
+        else:
+            self._old_alpha = torch.where(alpha > 0, nxt, self._old_alpha)

@@ -1,0 +1,75 @@
+"""Riemannian steepest descent with an Armijo line search (batched)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import Tensor
+
+from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
+from .problem import Problem
+from .result import OptimizeResult, Solver
+
+__all__ = ["SteepestDescent"]
+
+
+class SteepestDescent(Solver):
+    """Riemannian gradient descent: ``x ← R_x(−α grad f(x))`` with α from a line search.
+
+    Parameters
+    ----------
+    line_search : {"backtracking", "adaptive"} or a line-search object
+        Armijo backtracking (:class:`BackTrackingLineSearch`, default) or
+        :class:`AdaptiveLineSearch`.
+    **kwargs
+        Stopping rules and display, see :class:`~riemlearn.optim.result.Solver`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds import Euclidean
+    >>> from riemlearn.optim import Problem
+    >>> pb = Problem(Euclidean(2), lambda x: ((x - 1) ** 2).sum())
+    >>> res = SteepestDescent().solve(pb, torch.zeros(2, dtype=torch.float64))
+    >>> [round(v, 6) for v in res.point.tolist()], res.stop_reason
+    ([1.0, 1.0], 'gradient norm')
+    """
+
+    name = "SteepestDescent"
+
+    def __init__(self, line_search: Any = "backtracking", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.line_search = make_line_search(line_search)
+
+    def solve(self, problem: Problem, x0: Tensor) -> OptimizeResult:
+        """Minimize ``problem`` from ``x0`` (shape ``(*batch, *point_shape)``)."""
+        geom, _, _ = self._start(problem, x0)
+        ls = copy.deepcopy(self.line_search)
+        ls.reset()
+        x = x0.detach()
+        f, g = problem.cost_grad(x)
+        gn = geom.norm(x, g)
+        done = self._check(0, f, gn)
+        k = 0
+        while not done:
+            k += 1
+            act = self._active()
+            step, x, newf = ls.search(problem, geom, x, -g, f, -gn * gn, act)
+            fold = f
+            f2, g2 = problem.cost_grad(x)
+            f = f2.where(act, f)
+            g = geom.where(act, g2, g)
+            gn = geom.norm(x, g)
+            done = self._check(k, f, gn, step, fold)
+        return self._finish(x, f, gn)
+
+
+def make_line_search(spec: Any) -> BackTrackingLineSearch:
+    if spec == "backtracking":
+        return BackTrackingLineSearch()
+    if spec == "adaptive":
+        return AdaptiveLineSearch()
+    if hasattr(spec, "search") and hasattr(spec, "reset"):
+        return spec
+    raise ValueError(f"line_search must be 'backtracking', 'adaptive' or a line-search object, got {spec!r}")
