@@ -1,0 +1,182 @@
+"""Affine-invariant metric on SPD matrices: functional core and :class:`AffineInvariant`.
+
+``⟨u, v⟩_x = α tr(x⁻¹u x⁻¹v) + β tr(x⁻¹u) tr(x⁻¹v)`` (α = 1, β = 0: the classical AIRM).
+Every (α, β) member shares the Levi-Civita connection, hence exp, log, geodesics and parallel
+transport. Exp, log and dist go through one *whitening*: ``x^{±1/2}`` from one eigendecomposition
+of ``x``, one spectral function of the whitened matrix ``z = x^{-1/2} y x^{-1/2}``.
+
+The functions below take tensors ``(*batch, n, n)`` and are reused by stats and layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import safe_sqrt
+from .spd_base import SPDMetric, fro_inner, trace
+from .spectral import expm, logm, powm, sqrtm, sqrtm_invsqrtm, sym, sym_functions
+
+__all__ = [
+    "AffineInvariant",
+    "whiten",
+    "ai_exp",
+    "ai_log",
+    "ai_dist",
+    "ai_geodesic",
+    "ai_transport",
+    "ai_retract",
+    "ai_inner",
+]
+
+
+def whiten(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x^{1/2}, x^{-1/2}, x^{-1/2} y x^{-1/2})`` from one eigendecomposition of ``x``."""
+    s, i = sqrtm_invsqrtm(x)
+    return s, i, sym(i @ y @ i)
+
+
+def ai_inner(x: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """``tr(x⁻¹u x⁻¹v)`` through a Cholesky factor of ``x``; shape ``(*batch,)``."""
+    c = torch.linalg.cholesky(sym(x))
+    a = torch.linalg.solve_triangular(c, u, upper=False)
+    a = torch.linalg.solve_triangular(c, a.mT, upper=False)
+    if v is u:
+        return fro_inner(a, a)
+    b = torch.linalg.solve_triangular(c, v, upper=False)
+    b = torch.linalg.solve_triangular(c, b.mT, upper=False)
+    return fro_inner(a, b)
+
+
+def ai_exp(x: Tensor, u: Tensor) -> Tensor:
+    """``Exp_x(u) = x^{1/2} expm(x^{-1/2} u x^{-1/2}) x^{1/2}``."""
+    s, i, w = whiten(x, u)
+    return sym(s @ expm(w) @ s)
+
+
+def ai_log(x: Tensor, y: Tensor) -> Tensor:
+    """``Log_x(y) = x^{1/2} logm(x^{-1/2} y x^{-1/2}) x^{1/2}``."""
+    s, i, z = whiten(x, y)
+    return sym(s @ logm(z) @ s)
+
+
+def ai_dist(x: Tensor, y: Tensor, alpha: float = 1.0, beta: float = 0.0) -> Tensor:
+    """``√(α‖log z‖² + β tr(log z)²)`` with ``z = x^{-1/2} y x^{-1/2}``; shape ``(*batch,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds.spd_affine_invariant import ai_dist
+    >>> x = torch.eye(2, dtype=torch.float64)
+    >>> y = torch.diag(torch.tensor([1.0, torch.e], dtype=torch.float64))
+    >>> float(ai_dist(x, y))
+    1.0
+    """
+    _, _, z = whiten(x, y)
+    lz = logm(z)
+    d2 = alpha * fro_inner(lz, lz)
+    if beta != 0.0:
+        d2 = d2 + beta * trace(lz) ** 2
+    return safe_sqrt(d2)
+
+
+def ai_geodesic(x: Tensor, y: Tensor, t: Tensor | float) -> Tensor:
+    """``x^{1/2} (x^{-1/2} y x^{-1/2})^t x^{1/2}``; ``t`` a float or ``(*batch, 1, 1)``."""
+    s, _, z = whiten(x, y)
+    if isinstance(t, Tensor) and t.numel() != 1:
+        zt = expm(t * logm(z))
+    else:
+        zt = powm(z, float(t))
+    return sym(s @ zt @ s)
+
+
+def ai_transport(x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+    """Parallel transport ``E v Eᵀ`` with ``E = (y x⁻¹)^{1/2} = x^{1/2} z^{1/2} x^{-1/2}``."""
+    s, i, z = whiten(x, y)
+    e = s @ sqrtm(z) @ i
+    return sym(e @ v @ e.mT)
+
+
+def ai_retract(x: Tensor, u: Tensor) -> Tensor:
+    """Second-order retraction ``x + u + ½ u x⁻¹ u`` (always SPD)."""
+    c = torch.linalg.cholesky(sym(x))
+    return sym(x + u + 0.5 * u @ torch.cholesky_solve(u, c))
+
+
+class AffineInvariant(SPDMetric):
+    """Affine-invariant metric, with power deformation ``θ`` and O(n)-invariant ``(α, β)``.
+
+    Parameters
+    ----------
+    theta : float, default 1.0
+        Power deformation (pullback by ``P ↦ P^θ``, scaled by ``1/θ²``); ``θ → 0`` tends to the
+        log-Euclidean metric.
+    alpha, beta : float, default 1.0, 0.0
+        ``α tr(x⁻¹u x⁻¹v) + β tr(x⁻¹u) tr(x⁻¹v)``; ``α > 0``, ``β > −α/n``.
+    compute_dtype : "auto", None or torch.dtype
+        ``"auto"`` computes float32 inputs in float64 (see :class:`SPDMetric`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds import SPD
+    >>> m = SPD(2, metric="affine_invariant")
+    >>> x = m.random_point(generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> u = m.random_tangent(x, generator=torch.Generator().manual_seed(1))
+    >>> torch.allclose(m.dist(x, m.exp(x, u)), m.norm(x, u))
+    True
+    """
+
+    name = "affine_invariant"
+    has_gyro = True
+
+    def _inner1(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        if self.beta == 0.0:
+            out = ai_inner(x, u, v)
+            return self.alpha * out if self.alpha != 1.0 else out
+        c = torch.linalg.cholesky(sym(x))
+        a = torch.cholesky_solve(u, c)
+        b = torch.cholesky_solve(v, c)
+        self.check_n(x.shape[-1])
+        return self.alpha * (a * b.mT).sum((-2, -1)) + self.beta * trace(a) * trace(b)
+
+    def _exp1(self, x: Tensor, u: Tensor) -> Tensor:
+        return ai_exp(x, u)
+
+    def _log1(self, x: Tensor, y: Tensor) -> Tensor:
+        return ai_log(x, y)
+
+    def _dist1(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.beta != 0.0:
+            self.check_n(x.shape[-1])
+        return ai_dist(x, y, self.alpha, self.beta)
+
+    def _retract1(self, x: Tensor, u: Tensor) -> Tensor:
+        return ai_retract(x, u)
+
+    def _transport1(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        return ai_transport(x, y, v)
+
+    def _geodesic1(self, x: Tensor, y: Tensor, t: Tensor) -> Tensor:
+        return ai_geodesic(x, y, t)
+
+    def _rgrad1(self, x: Tensor, g: Tensor) -> Tensor:
+        return self._ab_inv(sym(x @ g @ x), x)
+
+    def _rhess1(self, x: Tensor, g: Tensor, h: Tensor, u: Tensor) -> Tensor:
+        # ∇_u grad f = x H x + sym(u G x) for α=1, β=0 (Christoffel −sym(u x⁻¹ w));
+        # the (α, β) operator is parallel, so it commutes with ∇.
+        return self._ab_inv(sym(x @ h @ x) + sym(u @ g @ x), x)
+
+    # Gyrogroup (Nguyen & Yang 2023): P ⊕ Q = P^{1/2} Q P^{1/2}, r ⊙ P = P^r, ⊖P = P⁻¹.
+    def _gyro_add1(self, x: Tensor, y: Tensor) -> Tensor:
+        s = sqrtm(x)
+        return sym(s @ y @ s)
+
+    def _gyro_scalar1(self, r: Tensor, x: Tensor) -> Tensor:
+        if r.numel() == 1:
+            return powm(x, float(r))
+        return expm(r * logm(x))
+
+    def _gyro_inv1(self, x: Tensor) -> Tensor:
+        return sym_functions(x, ["inv"])[0]
