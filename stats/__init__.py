@@ -1,1 +1,6 @@
 """riemlearn.stats (under construction)."""
+
+# EEG / BCI estimators and data (covariances, synthetic generator, EEGBCI loader)
+from .covariance import Covariances, Shrinkage, covariances
+from .datasets import make_eeg
+from .eegbci import load_eegbci
