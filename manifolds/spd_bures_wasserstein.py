@@ -19,10 +19,11 @@ With ``L_x[u]`` the solution of the Lyapunov equation ``x L + L x = u``:
   :func:`bw_transport`).
 
 Stability: ``log`` and ``dist`` are written with ``D = (x^{1/2} y x^{1/2})^{1/2} − x`` so that
-they vanish exactly at ``x = y`` (``log = x^{-1/2} D x^{1/2} + x^{1/2} D x^{-1/2}`` and
-``d² = ‖x^{-1/2} D‖²_F``); the trace formula is used where it has no cancellation. All matrix
-functions go through :mod:`riemlearn.manifolds.spectral` (Daleckii–Krein backward), so
-gradients are finite at ``x = y``, at the identity and at repeated eigenvalues.
+they vanish to roundoff (``O(eps)``, not ``O(√eps)``) at ``x = y``:
+``log = x^{-1/2} D x^{1/2} + x^{1/2} D x^{-1/2}`` and ``d² = ‖x^{-1/2} D‖²_F`` (the trace
+formula is used where it has no cancellation). All matrix functions go through
+:mod:`riemlearn.manifolds.spectral` (Daleckii–Krein backward), so gradients are finite at
+``x = y``, at the identity and at repeated eigenvalues.
 
 The generalized BW metric with SPD parameter ``M`` (Han et al. 2021; GBWBN, Wang et al. 2025)
 is the pullback of BW by the congruence ``x ↦ M^{-1/2} x M^{-1/2}``:
@@ -153,7 +154,7 @@ def bw_log(x: Tensor, y: Tensor) -> Tensor:
 
 
 def bw_dist(x: Tensor, y: Tensor) -> Tensor:
-    """BW distance ``(*batch,)``; exact zero at ``x = y``, finite gradients everywhere.
+    """BW distance ``(*batch,)``; accurate for close points, finite gradients everywhere.
 
     Uses ``d² = tr x + tr y − 2 tr S`` where that has no cancellation and
     ``d² = ‖x^{-1/2} (S − x)‖²_F`` (the same quantity, no cancellation) where the points are
