@@ -41,6 +41,11 @@ class Case:
         of the right shape is a point).
     rtol64, rtol32 : float
         Relative tolerances of identities in float64 / float32.
+    near_pairs : bool
+        Where the suite needs a second, unrelated point ``y`` (dist axioms, batched == per
+        point), draw it as ``exp(x, w)`` with ``‖w‖ = 0.9 · tangent_scale`` instead of
+        independently: for spaces whose ``log``/``dist`` are computed only within a radius
+        (e.g. Stiefel's canonical log, Zimmermann's iteration).
     """
 
     id: str
@@ -51,6 +56,7 @@ class Case:
     off_manifold: Callable[[Tensor], Tensor] | None = None
     rtol64: float = 1e-8
     rtol32: float = 2e-3
+    near_pairs: bool = False
 
     def __str__(self) -> str:
         return self.id

@@ -1,0 +1,203 @@
+"""The Grassmann manifold ``Gr(n, p)`` of ``p``-dimensional subspaces of ``R^n``.
+
+A subspace is represented by an orthonormal basis ``X`` (``(*batch, n, p)``, ``XᵀX = I``);
+tangent vectors are horizontal (``XᵀU = 0``). The closed forms of Edelman, Arias & Smith
+(SIMAX 1998) are written as spectral functions of ``p × p`` symmetric matrices
+(:mod:`.trig_fns`) instead of SVDs, so values and gradients stay finite at zero angles
+(``y`` spanning the same subspace as ``x``) where an SVD backward divides by zero:
+
+* ``exp(X, U) = X cos(√(UᵀU)) + U sinc(√(UᵀU))`` (``= XV cos Σ Vᵀ + P sin Σ Vᵀ`` for
+  ``U = PΣVᵀ``);
+* ``log(X, Y) = Z φ(ZᵀZ) Mᵀ`` with ``M = XᵀY``, ``Z = Y − XM`` and
+  ``φ(sin²θ) = θ / (sin θ cos θ)``;
+* ``dist(X, Y)² = Σ θ_i² = tr(asin(√(ZᵀZ))²)``: the principal angles.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Manifold, Metric, as_shape, randn, safe_sqrt
+from .spectral import sym_functions
+from .stiefel import polar, qr_retraction
+from .trig_fns import ASIN_RATIO, ASIN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
+
+__all__ = ["Grassmann", "GrassmannMetric"]
+
+
+def _tr(a: Tensor) -> Tensor:
+    return a.transpose(-1, -2)
+
+
+def _horizontal(x: Tensor, u: Tensor) -> Tensor:
+    return u - x @ (_tr(x) @ u)
+
+
+def grassmann_exp(x: Tensor, u: Tensor) -> Tensor:
+    """Exponential map ``X cos(√(UᵀU)) + U sinc(√(UᵀU))``, ``(*batch, n, p)``."""
+    c, s = sym_functions(_tr(u) @ u, [COS_SQRT, SINC_SQRT])
+    return x @ c + u @ s
+
+
+def grassmann_log(x: Tensor, y: Tensor) -> Tensor:
+    """Logarithm: the horizontal ``U`` at ``X`` with ``exp(X, U)`` spanning ``span(Y)``.
+
+    Defined while every principal angle is below ``π/2`` (``XᵀY`` invertible). The result does
+    not depend on the basis chosen for ``span(Y)``.
+    """
+    m = _tr(x) @ y
+    z = y - x @ m
+    (phi,) = sym_functions(_tr(z) @ z, [ASIN_RATIO])
+    return _horizontal(x, z @ phi @ _tr(m))
+
+
+def grassmann_dist(x: Tensor, y: Tensor) -> Tensor:
+    """Geodesic distance ``‖θ‖₂`` (principal angles ``θ``), ``(*batch,)``."""
+    z = y - x @ (_tr(x) @ y)
+    (t2,) = sym_functions(_tr(z) @ z, [ASIN_SQ])
+    return safe_sqrt(torch.diagonal(t2, dim1=-2, dim2=-1).sum(-1))
+
+
+def grassmann_transport(x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+    """Parallel transport of horizontal ``v`` at ``x`` along the geodesic to ``span(y)``.
+
+    Edelman–Arias–Smith: ``τv = v − XV sin Σ Pᵀv − P(I − cos Σ)Pᵀv`` for ``log(X, Y) = PΣVᵀ``,
+    i.e. ``v − X b(UᵀU) Uᵀv − U a(UᵀU) Uᵀv`` with ``b = sinc√·``, ``a = (1 − cos√·)/·``. The
+    result is horizontal at ``Ỹ = exp(X, U)``; it is carried to the basis ``y`` of the same
+    subspace by ``Ỹ = y O`` → ``τv Oᵀ`` with ``Oᵀ = ỸᵀY``.
+    """
+    u = grassmann_log(x, y)
+    c, b, a = sym_functions(_tr(u) @ u, [COS_SQRT, SINC_SQRT, VERSIN_SQRT])
+    w = _tr(u) @ v
+    tv = v - x @ (b @ w) - u @ (a @ w)
+    y_tilde = x @ c + u @ b
+    return tv @ (_tr(y_tilde) @ y)
+
+
+class GrassmannMetric(Metric):
+    """The canonical (quotient of the Frobenius) metric on ``Gr(n, p)``.
+
+    Parameters
+    ----------
+    retraction : {"polar", "qr"}
+        ``polar``: ``(X + U)(I + UᵀU)^{-1/2}``; ``qr``: Q factor of ``X + U``.
+    """
+
+    name = "canonical"
+    ndim = 2
+
+    # Gyro structure: provided by manifolds/grassmann_gyro.py (set has_gyro and the three
+    # gyro_* methods there); nothing else in this class depends on it.
+    has_gyro = False
+
+    def __init__(self, retraction: str = "polar") -> None:
+        if retraction not in ("polar", "qr"):
+            raise ValueError(f"retraction must be 'polar' or 'qr', got {retraction!r}")
+        self.retraction = retraction
+
+    def _params(self) -> tuple:
+        return (self.retraction,)
+
+    def inner(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        return (u * v).sum((-2, -1))
+
+    def exp(self, x: Tensor, u: Tensor) -> Tensor:
+        return grassmann_exp(x, u)
+
+    def log(self, x: Tensor, y: Tensor) -> Tensor:
+        return grassmann_log(x, y)
+
+    def dist(self, x: Tensor, y: Tensor) -> Tensor:
+        return grassmann_dist(x, y)
+
+    def retract(self, x: Tensor, u: Tensor) -> Tensor:
+        if self.retraction == "qr":
+            return qr_retraction(x, u)
+        return polar(x + u)
+
+    def transport(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        return grassmann_transport(x, y, v)
+
+    def egrad_to_rgrad(self, x: Tensor, egrad: Tensor) -> Tensor:
+        return _horizontal(x, egrad)
+
+    def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
+        return _horizontal(x, ehess) - u @ (_tr(x) @ egrad)
+
+
+class Grassmann(Manifold):
+    """Grassmann manifold ``Gr(n, p)`` in the orthonormal-basis representation, ``(*batch, n, p)``.
+
+    Points are compared as subspaces: two bases ``X`` and ``XQ`` (``Q`` orthogonal) are the same
+    point (compare projectors ``XXᵀ``). ``exp(x, log(x, y))`` spans ``span(y)``; it equals ``y``
+    as a matrix when ``xᵀy`` is symmetric positive definite (e.g. ``y = exp(x, u)``).
+
+    Parameters
+    ----------
+    n, p : int
+        Ambient dimension and subspace dimension, ``1 <= p <= n``.
+    retraction : {"polar", "qr"}
+        Retraction of the metric.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds import Grassmann
+    >>> m = Grassmann(4, 2)
+    >>> x = m.identity(dtype=torch.float64)
+    >>> y = torch.tensor([[1.0, 0], [0, 0], [0, 1], [0, 0]], dtype=torch.float64)
+    >>> round(float(m.dist(x, y)), 6)  # principal angles 0 and π/2
+    1.570796
+    """
+
+    name = "grassmann"
+    ndim = 2
+
+    def __init__(self, n: int, p: int, retraction: str = "polar") -> None:
+        n, p = int(n), int(p)
+        if not 1 <= p <= n:
+            raise ValueError(f"need 1 <= p <= n, got n={n}, p={p}")
+        self.n, self.p = n, p
+        super().__init__(GrassmannMetric(retraction))
+
+    def _params(self) -> tuple:
+        return (self.n, self.p, self.metric)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n, self.p)
+
+    def project_point(self, x: Tensor) -> Tensor:
+        """Polar factor of ``x`` (an orthonormal basis of its column space)."""
+        return polar(x)
+
+    def project_tangent(self, x: Tensor, u: Tensor) -> Tensor:
+        """Horizontal projection ``U − X XᵀU``."""
+        return _horizontal(x, u)
+
+    def point_violation(self, x: Tensor) -> Tensor:
+        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+        return torch.linalg.matrix_norm(_tr(x) @ x - eye)
+
+    def tangent_violation(self, x: Tensor, u: Tensor) -> Tensor:
+        scale = torch.linalg.matrix_norm(u).clamp_min(1.0)
+        return torch.linalg.matrix_norm(_tr(x) @ u) / scale
+
+    def violation_description(self) -> str:
+        return "‖XᵀX − I‖_F"
+
+    def random_point(self, *batch: int, generator=None, dtype=None, device=None) -> Tensor:
+        """Uniformly distributed subspaces (orthonormalized Gaussian bases)."""
+        z = randn(as_shape(batch) + (self.n, self.p), generator, dtype, device)
+        return qr_retraction(z, torch.zeros_like(z)).contiguous()
+
+    def identity(self, *batch: int, dtype=None, device=None) -> Tensor:
+        """The subspace spanned by the first ``p`` coordinate vectors, ``[I_p; 0]``."""
+        e = torch.eye(self.n, self.p, dtype=dtype, device=device)
+        return e.expand(as_shape(batch) + (self.n, self.p)).clone()
+
+    @staticmethod
+    def projector(x: Tensor) -> Tensor:
+        """Orthogonal projector ``XXᵀ`` onto the subspace, ``(*batch, n, n)``."""
+        return x @ _tr(x)
