@@ -2,8 +2,12 @@
 
 A :class:`SpectralFn` knows ``f``, ``f'``, ``f''`` and how to form the Loewner matrix
 ``F_ij = f[λi, λj]`` without cancellation. The named functions use exact reformulations
-(``log1p``, ``expm1``, ``sinh``) so only exact ties need the derivative; :class:`Custom` falls
-back to the midpoint derivative below a relative tie threshold.
+(``1/(√a+√b)`` for the square root, ``log1p``/``expm1`` of ``(hi − lo)/lo`` for log and powers,
+``e^lo expm1(hi − lo)`` for exp) that are accurate to a few ulps for every pair, so only exact
+ties (the diagonal, repeated eigenvalues) need the derivative; they are patched in place without
+a full-size ``torch.where`` (which costs as much as several matrix products at n = 32).
+:class:`Custom` and :class:`Clamp` fall back to the midpoint derivative below a relative tie
+threshold.
 """
 
 from __future__ import annotations
@@ -23,6 +27,26 @@ def _pairs(w: Tensor) -> tuple[Tensor, Tensor]:
 def _safe(d: Tensor, mask: Tensor) -> Tensor:
     """``d`` with masked entries replaced by 1 (so ``torch.where`` never sees inf/NaN)."""
     return torch.where(mask, torch.ones_like(d), d)
+
+
+def _gap_lo(w: Tensor) -> tuple[Tensor, Tensor]:
+    """``(|λi − λj|, min(λi, λj))`` as ``(*batch, n, n)``; the gap is exact for close pairs."""
+    a, b = _pairs(w)
+    return (a - b).abs_(), torch.minimum(a, b)
+
+
+def _patch_ties(f1: Tensor, w: Tensor, fp: Tensor) -> Tensor:
+    """Set ``f[λi, λj] = f'(λi)`` where ``λi == λj`` exactly (diagonal always), in place.
+
+    ``w`` is sorted ascending (``eigh``), so an off-diagonal exact tie exists iff two adjacent
+    eigenvalues are equal: a cheap O(n) test decides whether the full-size fix is needed.
+    """
+    n = w.shape[-1]
+    if n > 1 and bool((w[..., 1:] == w[..., :-1]).any()):
+        a, b = _pairs(w)
+        f1 = torch.where(a == b, fp.unsqueeze(-1).expand_as(f1), f1)
+    f1.diagonal(dim1=-2, dim2=-1).copy_(fp)
+    return f1
 
 
 class SpectralFn:
@@ -85,7 +109,11 @@ class SpectralFn:
 
 
 class Log(SpectralFn):
-    """``log λ``; ``f[a, b] = log1p(r) / (r·m)`` with ``m = max(a, b)``, ``r = (min − max)/m``."""
+    """``log λ``; ``f[a, b] = log1p(d/lo) / d`` with ``d = |a − b|``, ``lo = min(a, b)``.
+
+    ``d`` is exact for close pairs (Sterbenz) and ``log1p`` of a non-negative argument is
+    accurate even at condition numbers beyond ``1/eps``.
+    """
 
     def value(self, w: Tensor) -> Tensor:
         return torch.log(w)
@@ -97,17 +125,17 @@ class Log(SpectralFn):
         return -1.0 / (w * w)
 
     def first_divided_difference(self, w: Tensor, thr: float) -> Tensor:
-        a, b = _pairs(w)
-        hi = torch.maximum(a, b)
-        r = (torch.minimum(a, b) - hi) / hi
-        small = r.abs() < thr
-        series = 1.0 - r * 0.5 + r * r / 3.0
-        exact = torch.log1p(r) / _safe(r, small)
-        return torch.where(small, series, exact) / hi
+        d, lo = _gap_lo(w)
+        f1 = torch.div(d, lo).log1p_().div_(d)
+        return _patch_ties(f1, w, self.deriv(w))
 
 
 class Exp(SpectralFn):
-    """``exp λ``; ``f[a, b] = e^{(a+b)/2} sinh(h)/h`` with ``h = |a − b|/2``."""
+    """``exp λ``; ``f[a, b] = e^lo expm1(d) / d`` with ``d = |a − b|``, ``lo = min(a, b)``.
+
+    Accurate for every pair; it overflows (inf) only where ``expm1(d)`` does, i.e. eigenvalue
+    spreads beyond ~88 (float32) / ~709 (float64), where ``exp`` itself is already useless.
+    """
 
     def value(self, w: Tensor) -> Tensor:
         return torch.exp(w)
@@ -120,14 +148,11 @@ class Exp(SpectralFn):
 
     def first_divided_difference(self, w: Tensor, thr: float) -> Tensor:
         a, b = _pairs(w)
-        h = (a - b).abs() * 0.5
-        small = h < thr
-        big = h > 1.0
-        sinhc = torch.where(small, 1.0 + h * h / 6.0, torch.sinh(h) / _safe(h, small))
-        near = torch.exp((a + b) * 0.5) * sinhc
-        d = a - b
-        far = (torch.exp(a) - torch.exp(b)) / _safe(d, ~big)
-        return torch.where(big, far, near)
+        d = (a - b).abs_()
+        ew = torch.exp(w)
+        ea, eb = _pairs(ew)
+        f1 = torch.expm1(d).div_(d).mul_(torch.minimum(ea, eb))
+        return _patch_ties(f1, w, ew)
 
 
 class Power(SpectralFn):
@@ -157,12 +182,31 @@ class Power(SpectralFn):
     def first_divided_difference(self, w: Tensor, thr: float) -> Tensor:
         t = self.t
         a, b = _pairs(w)
-        hi = torch.maximum(a, b)
-        r = (torch.minimum(a, b) - hi) / hi
-        small = r.abs() < thr
-        series = t + 0.5 * t * (t - 1.0) * r + t * (t - 1.0) * (t - 2.0) / 6.0 * r * r
-        exact = torch.expm1(t * torch.log1p(r)) / _safe(r, small)
-        return torch.where(small, series, exact) * torch.pow(hi, t - 1.0)
+        if t == 0.5:  # (√a − √b)/(a − b) = 1/(√a + √b): exact, no ties to patch
+            sa, sb = _pairs(torch.sqrt(w))
+            return torch.reciprocal(sa + sb)
+        if t == -0.5:  # = −1 / (√a √b (√a + √b))
+            s = torch.sqrt(w)
+            r = torch.rsqrt(w)
+            sa, sb = _pairs(s)
+            ra, rb = _pairs(r)
+            return torch.mul(-ra, rb).div_(sa + sb)
+        if t == -1.0:  # = −1/(ab)
+            r = torch.reciprocal(w)
+            ra, rb = _pairs(r)
+            return torch.mul(-ra, rb)
+        if t == 1.0:
+            return torch.ones_like(a * b)
+        if t == 0.0:
+            return torch.zeros_like(a * b)
+        if t == 2.0:
+            return a + b
+        # lo^t ((hi/lo)^t − 1)/d with (hi/lo)^t − 1 = expm1(t log1p(d/lo))
+        d, lo = _gap_lo(w)
+        fa, fb = _pairs(self.value(w))
+        lo_t = torch.minimum(fa, fb) if t > 0 else torch.maximum(fa, fb)
+        f1 = torch.div(d, lo).log1p_().mul_(t).expm1_().div_(d).mul_(lo_t)
+        return _patch_ties(f1, w, self.deriv(w))
 
 
 class Clamp(SpectralFn):

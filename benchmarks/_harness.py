@@ -1,0 +1,130 @@
+"""Tiny timing harness shared by the benchmark scripts (not part of the package).
+
+``timeit(fn)`` runs warm-up calls, then ``repeat`` timed calls, and returns the median in
+seconds. ``Table`` collects rows, prints them, and returns them as markdown. ``parse_args``
+gives every script the same ``--threads`` / ``--repeat`` / ``--quick`` options and applies the
+thread count with ``torch.set_num_threads`` (scripts only; library code never does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["timeit", "time_ratio", "Table", "parse_args", "machine_description"]
+
+
+def timeit(fn: Callable[[], Any], *, repeat: int = 7, warmup: int = 2, min_time: float = 0.0) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+
+    With ``min_time`` > 0 each timed sample loops ``fn`` until at least that long has passed
+    and reports the per-call mean of that sample (for very fast calls).
+    """
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        calls = 0
+        t0 = time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time:
+                break
+        samples.append(elapsed / calls)
+    return statistics.median(samples)
+
+
+class Table:
+    """Rows of results; ``print`` as they come, ``markdown()`` at the end."""
+
+    def __init__(self, title: str, columns: Sequence[str]) -> None:
+        self.title = title
+        self.columns = list(columns)
+        self.rows: list[list[str]] = []
+
+    def add(self, *values: Any, echo: bool = True) -> list[str]:
+        if len(values) != len(self.columns):
+            raise ValueError(f"expected {len(self.columns)} values, got {len(values)}")
+        row = [_fmt(v) for v in values]
+        self.rows.append(row)
+        if echo:
+            print(" | ".join(row), flush=True)
+        return row
+
+    def markdown(self) -> str:
+        lines = [f"#### {self.title}", ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in self.columns) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if abs(v) >= 100 or v == int(v):
+            return f"{v:.0f}"
+        return f"{v:.3g}" if abs(v) < 0.01 else f"{v:.2f}"
+    return str(v)
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Common CLI: ``--threads N`` (applied here), ``--repeat R``, ``--quick``, ``--markdown PATH``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--repeat", type=int, default=7, help="timed repeats; the median is reported")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (smoke test)")
+    p.add_argument("--markdown", default=None, help="also write the markdown tables to this file")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.repeat = min(args.repeat, 3)
+    return args
+
+
+def machine_description() -> str:
+    """CPU model, core count, torch version: one line."""
+    import os
+    import platform
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def time_ratio(
+    fn: Callable[[], Any], ref: Callable[[], Any], *, repeat: int = 7, warmup: int = 2
+) -> tuple[float, float]:
+    """Median of paired ratios ``time(fn) / time(ref)``, and the median ``fn`` time in seconds.
+
+    ``ref`` and ``fn`` are timed back to back in every repeat, so a load spike from other
+    processes hits both and largely cancels in the ratio.
+    """
+    for _ in range(warmup):
+        ref()
+        fn()
+    ratios, times = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ref()
+        t1 = time.perf_counter()
+        fn()
+        t2 = time.perf_counter()
+        ratios.append((t2 - t1) / (t1 - t0))
+        times.append(t2 - t1)
+    return statistics.median(ratios), statistics.median(times)
