@@ -101,9 +101,9 @@ def manifold_of(p: Tensor, group: dict | None = None) -> Manifold:
         return EUCLIDEAN
     if isinstance(m, Manifold):
         return m
-    from .interop import from_geoopt
+    from .interop import from_geoopt_param
 
-    return from_geoopt(m)
+    return from_geoopt_param(p)
 
 
 def manifold_param_groups(module: nn.Module, **defaults: Any) -> list[dict]:
