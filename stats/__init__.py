@@ -1,6 +1,9 @@
 """riemlearn.stats (under construction)."""
 
 # EEG / BCI estimators and data (covariances, synthetic generator, EEGBCI loader)
+from .classifiers import MDM, FgMDM
 from .covariance import Covariances, Shrinkage, covariances
 from .datasets import make_eeg
 from .eegbci import load_eegbci
+from .recentering import Recenter, recenter
+from .tangent_space import TangentSpace

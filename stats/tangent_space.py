@@ -1,0 +1,261 @@
+"""Tangent-space features of SPD matrices at a reference point, and the ``TangentSpace`` transformer.
+
+A batch of SPD matrices ``C`` is mapped to the tangent space at a reference ``P`` (the Fréchet
+mean of the training data), moved to the identity by parallel transport, and written in an
+orthonormal basis: the coordinates are Euclidean, so linear models (logistic regression, SVM,
+LDA) can be used on them (Barachant et al., IEEE TBME 2012; Tuzel et al., PAMI 2008).
+
+- affine-invariant: ``vech(logm(P^{-1/2} C P^{-1/2}))`` (the "whitened" log map);
+- log-Euclidean:    ``vech(logm C − logm P)``;
+- log-Cholesky:     the entries of ``Φ(C) − Φ(P)`` (``Φ(L Lᵀ) = ⌊L⌋ + log diag L``);
+- any other metric: ``identity_coords(transport(P, I, Log_P C))`` through the metric object.
+
+``vech`` stacks the diagonal and ``√2`` times the strict upper triangle, so that
+``‖vech(S)‖ = ‖S‖_F`` and the Euclidean distance of two feature vectors is the metric's norm of
+the difference of the tangent vectors (at the reference: the geodesic distance to it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..manifolds.base import Metric
+from ..manifolds.spd import SPD
+from ..manifolds.spd_affine_invariant import AffineInvariant
+from ..manifolds.spd_base import resolve_compute_dtype
+from ..manifolds.spd_log_cholesky import LogCholesky, cholesky_log
+from ..manifolds.spd_log_euclidean import LogEuclidean
+from ..manifolds.spectral import expm, logm, sqrtm_invsqrtm, sym
+from ._sklearn import (
+    BaseEstimator,
+    TransformerMixin,
+    as_tensor,
+    check_is_fitted,
+    check_n_channels,
+    check_sample_weight,
+    check_spd,
+    to_output,
+)
+
+__all__ = ["to_tangent", "from_tangent", "TangentSpace", "spd_manifold", "fast_path"]
+
+
+def spd_manifold(metric: str | Metric) -> SPD:
+    """``SPD(metric=metric)`` with a ``ValueError`` naming the parameter on a bad value."""
+    try:
+        return SPD(metric=metric)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"metric: {exc}") from exc
+
+
+def fast_path(metric: Metric) -> str | None:
+    """``"ai"``, ``"le"`` or ``"lc"`` for the undeformed classical metrics, else ``None``."""
+    if getattr(metric, "theta", 1.0) != 1.0:
+        return None
+    if type(metric) is AffineInvariant:
+        return "ai"
+    if type(metric) is LogEuclidean:
+        return "le"
+    if type(metric) is LogCholesky:
+        return "lc"
+    return None
+
+
+def _compute_dtype(metric: Metric, dtype: torch.dtype) -> torch.dtype:
+    return resolve_compute_dtype(getattr(metric, "compute_dtype", None), dtype)
+
+
+def _triu(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    idx = torch.triu_indices(n, n, device=device)
+    return idx[0], idx[1]
+
+
+def _vech(s: Tensor) -> Tensor:
+    n = s.shape[-1]
+    i, j = _triu(n, s.device)
+    w = torch.full(i.shape, math.sqrt(2.0), dtype=s.dtype, device=s.device)
+    w[i == j] = 1.0
+    return s[..., i, j] * w
+
+
+def _unvech(v: Tensor, n: int) -> Tensor:
+    i, j = _triu(n, v.device)
+    w = torch.full(i.shape, 1.0 / math.sqrt(2.0), dtype=v.dtype, device=v.device)
+    w[i == j] = 1.0
+    out = v.new_zeros(v.shape[:-1] + (n, n))
+    out[..., i, j] = v * w
+    out[..., j, i] = v * w
+    return out
+
+
+def _n_from_dim(d: int) -> int:
+    n = int(round((math.sqrt(8 * d + 1) - 1) / 2))
+    if n * (n + 1) // 2 != d:
+        raise ValueError(f"X has {d} features, which is not n(n+1)/2 for any n")
+    return n
+
+
+def to_tangent(C: Tensor, reference: Tensor, metric: str | Metric = "affine_invariant") -> Tensor:
+    """Tangent-space coordinates of SPD matrices at ``reference``.
+
+    Parameters
+    ----------
+    C : Tensor, shape (*batch, n, n)
+        SPD matrices.
+    reference : Tensor, shape (n, n) or broadcastable to (*batch, n, n)
+        SPD reference point.
+    metric : str or Metric
+        SPD metric (see :class:`~riemlearn.manifolds.SPD`).
+
+    Returns
+    -------
+    Tensor, shape (*batch, n(n+1)/2)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.stats.tangent_space import to_tangent, from_tangent
+    >>> C = torch.diag(torch.tensor([1.0, torch.e ** 2], dtype=torch.float64))[None]
+    >>> P = torch.eye(2, dtype=torch.float64)
+    >>> to_tangent(C, P)
+    tensor([[0., 0., 2.]], dtype=torch.float64)
+    >>> torch.allclose(from_tangent(to_tangent(C, P), P), C)
+    True
+    """
+    m = spd_manifold(metric).metric
+    kind = fast_path(m)
+    dt = C.dtype
+    cdt = _compute_dtype(m, dt)
+    Cc, Pc = C.to(cdt), reference.to(cdt)
+    if kind == "ai":
+        _, p_isqrt = sqrtm_invsqrtm(Pc)
+        s = logm(sym(p_isqrt @ Cc @ p_isqrt))
+    elif kind == "le":
+        s = logm(Cc) - logm(Pc)
+    elif kind == "lc":
+        z = cholesky_log(Cc) - cholesky_log(Pc)
+        d = torch.diag_embed(z.diagonal(dim1=-2, dim2=-1))
+        low = z - d
+        s = low + low.mT + 2 * d  # the a ∈ T_I with DΦ_I[a] = z
+    else:
+        eye = torch.eye(C.shape[-1], dtype=cdt, device=C.device).expand_as(Pc)
+        s = m.transport(Pc, eye, m.log(Pc, Cc))
+    return _vech(m.identity_coords(s)).to(dt)
+
+
+def from_tangent(T: Tensor, reference: Tensor, metric: str | Metric = "affine_invariant") -> Tensor:
+    """Inverse of :func:`to_tangent`: SPD matrices ``(*batch, n, n)`` from ``(*batch, n(n+1)/2)``."""
+    m = spd_manifold(metric).metric
+    kind = fast_path(m)
+    n = reference.shape[-1]
+    if T.shape[-1] != n * (n + 1) // 2:
+        raise ValueError(f"T has {T.shape[-1]} features; a {n}x{n} reference needs {n * (n + 1) // 2}")
+    dt = T.dtype
+    cdt = _compute_dtype(m, dt)
+    Pc = reference.to(cdt)
+    a = m.identity_coords_inv(_unvech(T.to(cdt), n))
+    if kind == "ai":
+        p_sqrt, _ = sqrtm_invsqrtm(Pc)
+        out = sym(p_sqrt @ expm(a) @ p_sqrt)
+    elif kind == "le":
+        out = expm(logm(Pc) + a)
+    elif kind == "lc":
+        d = torch.diag_embed(a.diagonal(dim1=-2, dim2=-1))
+        z = torch.tril(a, -1) + 0.5 * d + cholesky_log(Pc)
+        low = torch.tril(z, -1) + torch.diag_embed(torch.exp(z.diagonal(dim1=-2, dim2=-1)))
+        out = sym(low @ low.mT)
+    else:
+        eye = torch.eye(n, dtype=cdt, device=T.device)
+        shape = torch.broadcast_shapes(a.shape, Pc.shape)
+        out = m.exp(Pc.expand(shape), m.transport(eye.expand(shape), Pc.expand(shape), a.expand(shape)))
+    return out.to(dt)
+
+
+def _as_reference(est: Any, like: Tensor) -> Tensor:
+    ref = est.reference_
+    ref = ref if isinstance(ref, Tensor) else torch.as_tensor(ref)
+    return ref.to(dtype=like.dtype, device=like.device)
+
+
+def weighted_frechet_mean(C: Tensor, manifold: SPD, sample_weight: Tensor | None) -> Tensor:
+    """Fréchet mean of ``C`` (N, n, n) with optional weights (N,)."""
+    from .frechet_mean import frechet_mean
+
+    return frechet_mean(C, manifold, weights=sample_weight)
+
+
+class TangentSpace(TransformerMixin, BaseEstimator):
+    """Map SPD matrices to Euclidean tangent-space features at their Fréchet mean.
+
+    Parameters
+    ----------
+    metric : str or Metric, default="affine_invariant"
+        SPD metric: the reference is the Fréchet mean for it and the log map is its own.
+    tsupdate : bool, default=False
+        If True, :meth:`transform` re-estimates the reference on the data it transforms
+        (unsupervised adaptation to a new session); else the fitted ``reference_`` is used.
+
+    Attributes
+    ----------
+    reference_ : ndarray or Tensor, shape (n_channels, n_channels)
+        Fréchet mean of the training matrices (numpy if fitted on numpy).
+    n_channels_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from riemlearn.stats import Covariances, TangentSpace
+    >>> X = np.random.default_rng(0).standard_normal((10, 3, 50))
+    >>> C = Covariances("oas").fit_transform(X)
+    >>> TangentSpace().fit(C).transform(C).shape
+    (10, 6)
+    """
+
+    def __init__(self, metric: str | Metric = "affine_invariant", tsupdate: bool = False) -> None:
+        self.metric = metric
+        self.tsupdate = tsupdate
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
+        """Fit the reference point (Fréchet mean of ``X``, shape (n_matrices, n, n))."""
+        manifold = spd_manifold(self.metric)
+        C, was_numpy = check_spd(X)
+        w = check_sample_weight(sample_weight, C.shape[0], C)
+        ref = weighted_frechet_mean(C, manifold, w)
+        self.reference_ = to_output(ref, was_numpy)
+        self.n_channels_ = int(C.shape[-1])
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Tangent vectors, shape (n_matrices, n(n+1)/2)."""
+        check_is_fitted(self)
+        C, was_numpy = check_spd(X)
+        check_n_channels(self, C)
+        if self.tsupdate:
+            ref = weighted_frechet_mean(C, spd_manifold(self.metric), None)
+        else:
+            ref = _as_reference(self, C)
+        return to_output(to_tangent(C, ref, self.metric), was_numpy)
+
+    def inverse_transform(self, X: Any) -> Any:
+        """SPD matrices (n_vectors, n, n) from tangent vectors (n_vectors, n(n+1)/2)."""
+        check_is_fitted(self)
+        T, was_numpy = as_tensor(X)
+        if T.dim() != 2:
+            raise ValueError(f"X must have shape (n_vectors, n_features), got {tuple(T.shape)}")
+        n = _n_from_dim(T.shape[-1])
+        if n != self.n_channels_:
+            d = self.n_channels_ * (self.n_channels_ + 1) // 2
+            raise ValueError(f"X has {T.shape[-1]} features, expected {d}")
+        if not bool(torch.isfinite(T).all()):
+            raise ValueError("X contains NaN/inf entries")
+        return to_output(from_tangent(T, _as_reference(self, T), self.metric), was_numpy)
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
