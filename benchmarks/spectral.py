@@ -36,7 +36,30 @@ def _autograd(f):
     return run
 
 
-def implementations():
+def load_revision(rev: str):
+    """riemlearn's spectral module as it was at git revision ``rev`` (for before/after rows)."""
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+
+    def show(path: str) -> str:
+        return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, check=True, capture_output=True,
+                              text=True).stdout
+
+    fns = types.ModuleType("riemlearn.manifolds._bench_spectral_fns")
+    fns.__package__ = "riemlearn.manifolds"
+    exec(compile(show("manifolds/spectral_fns.py"), f"{rev}:spectral_fns.py", "exec"), fns.__dict__)
+    sys.modules[fns.__name__] = fns
+    mod = types.ModuleType("riemlearn.manifolds._bench_spectral")
+    mod.__package__ = "riemlearn.manifolds"
+    src = show("manifolds/spectral.py")
+    src = src.replace("from .spectral_fns import", "from ._bench_spectral_fns import")
+    exec(compile(src, f"{rev}:spectral.py", "exec"), mod.__dict__)
+    return mod
+
+
+def implementations(before: str | None = None):
     impls = {
         "riemlearn": {
             "logm": spectral.logm,
@@ -51,6 +74,9 @@ def implementations():
             "expm": _autograd(torch.exp),
         },
     }
+    if before:
+        old = load_revision(before)
+        impls[f"riemlearn@{before[:7]}"] = {k: getattr(old, k) for k in ("logm", "sqrtm", "invsqrtm", "expm")}
     try:
         import geoopt.linalg as gl
 
@@ -110,10 +136,15 @@ def bench_one(f, x0: torch.Tensor, g: torch.Tensor, repeat: int) -> tuple[float,
 
 
 def main(argv=None) -> list[Table]:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    import argparse
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--before", default=None, help="also time riemlearn at this git revision")
+    known, rest = pre.parse_known_args(argv)
+    args = parse_args(__doc__.splitlines()[0], rest)
     batch, n = (128, 32) if args.quick else (1024, 32)
     gen = torch.Generator().manual_seed(0)
-    impls = implementations()
+    impls = implementations(known.before)
     tables = []
     for dtype in (torch.float32, torch.float64):
         x0 = spd_batch(batch, n, dtype, gen)

@@ -39,10 +39,11 @@ def _patch_ties(f1: Tensor, w: Tensor, fp: Tensor) -> Tensor:
     """Set ``f[λi, λj] = f'(λi)`` where ``λi == λj`` exactly (diagonal always), in place.
 
     ``w`` is sorted ascending (``eigh``), so an off-diagonal exact tie exists iff two adjacent
-    eigenvalues are equal: a cheap O(n) test decides whether the full-size fix is needed.
+    eigenvalues are equal: on CPU a cheap O(n) test decides whether the full-size fix is needed.
+    On other devices the fix is always applied (cheap there, and it avoids a host sync).
     """
     n = w.shape[-1]
-    if n > 1 and bool((w[..., 1:] == w[..., :-1]).any()):
+    if n > 1 and (w.device.type != "cpu" or bool((w[..., 1:] == w[..., :-1]).any())):
         a, b = _pairs(w)
         f1 = torch.where(a == b, fp.unsqueeze(-1).expand_as(f1), f1)
     f1.diagonal(dim1=-2, dim2=-1).copy_(fp)

@@ -186,6 +186,7 @@ ALL_FNS = {
     "custom_autograd": lambda x: sym_apply(x, torch.tanh),
     "custom_given": lambda x: sym_apply(x, lambda w: w**3, lambda w: 3 * w**2, lambda w: 6 * w),
     "sqrt_invsqrt_pair": lambda x: torch.stack(sqrtm_invsqrtm(x)),
+    "unused_output": lambda x: sym_functions(x, ["sqrt", "log"])[1],
 }
 
 
@@ -296,3 +297,15 @@ def test_batch_shapes_match_per_matrix(batch, gen):
         assert torch.allclose(outs[2].reshape(-1, 3, 3)[k], expm(flat_x[k]), atol=1e-12)
         assert torch.allclose(flat_gx[k], _grad(lambda t: powm(t, 0.3), flat_x[k], flat_g[k]), atol=1e-13)
     assert all(o.shape == (*batch, 3, 3) for o in outs)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(gen):
+    x = torch.cat([_spd(4, gen, batch=(3,)), torch.eye(4, dtype=F64).expand(2, 4, 4)])
+    g = _sym_rand(4, gen, batch=(5,))
+    for fn in (logm, expm, sqrtm, invsqrtm, lambda t: powm(t, 0.3)):
+        ref_y, ref_g = fn(x), _grad(fn, x, g)
+        y, gx = fn(x.cuda()), _grad(fn, x.cuda(), g.cuda())
+        assert y.device.type == "cuda" and torch.isfinite(gx).all()
+        assert torch.allclose(y.cpu(), ref_y, atol=1e-12)
+        assert torch.allclose(gx.cpu(), ref_g, atol=1e-12)
