@@ -135,8 +135,14 @@ def bw_inner(x: Tensor, u: Tensor, v: Tensor) -> Tensor:
 
 def bw_exp(x: Tensor, u: Tensor) -> Tensor:
     """``exp_x(u) = x + u + L x L`` with ``x L + L x = u``; shape ``(*batch, n, n)``."""
-    lu = solve_lyapunov(x, u)
-    return sym(x + u + lu @ x @ lu)
+    if torch.is_grad_enabled() and x.requires_grad:
+        lu = solve_lyapunov(x, u)
+        return sym(x + u + lu @ x @ lu)
+    # x is a constant: work in its eigenbasis (L̂ = Û / (λi + λj), L x L = U L̂ Λ L̂ Uᵀ);
+    # still differentiable in u.
+    w, vecs = eigh(sym(x))
+    lh = (vecs.mT @ u @ vecs) / (w.unsqueeze(-1) + w.unsqueeze(-2))
+    return sym(x + u + vecs @ ((lh * w.unsqueeze(-2)) @ lh) @ vecs.mT)
 
 
 def _transport_map_parts(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
