@@ -34,6 +34,7 @@ from .tolerance import tie_threshold
 __all__ = [
     "sym",
     "eigh",
+    "eigvalsh",
     "sym_functions",
     "sym_apply",
     "logm",
@@ -68,6 +69,16 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
         n = x.shape[-1]
         return x.new_empty(x.shape[:-1]), x.new_empty(x.shape[:-2] + (n, n))
     return torch.linalg.eigh(x.detach())
+
+
+def eigvalsh(x: Tensor) -> Tensor:
+    """Ascending eigenvalues of symmetric ``(*batch, n, n)`` (no eigenvectors: 2-3x cheaper).
+
+    Not differentiable (detached input), for distances and checks that need the spectrum only.
+    """
+    if x.numel() == 0:
+        return x.new_empty(x.shape[:-1])
+    return torch.linalg.eigvalsh(x.detach())
 
 
 def _reconstruct(v: Tensor, fw: Tensor) -> Tensor:

@@ -89,7 +89,7 @@ def as_tensor(X: Any, name: str = "X") -> tuple[Tensor, bool]:
         raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
     if arr.dtype != np.float32:
         try:
-            arr = arr.astype(np.float64)
+            arr = arr.astype(np.float64, copy=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}") from exc
     return torch.from_numpy(np.ascontiguousarray(arr)), True
@@ -103,9 +103,11 @@ def to_output(t: Tensor, was_numpy: bool) -> Any:
 
 
 def _check_finite(X: Tensor, name: str) -> None:
+    if bool(torch.isfinite(X.sum())):  # one fast pass: NaN/inf propagate into the sum
+        return
     bad = ~torch.isfinite(X)
     if bool(bad.any()):
-        flat = bad.reshape(X.shape[0], -1).any(dim=1) if X.dim() > 1 else bad
+        flat = bad.reshape(X.shape[0], -1).any(dim=1) if X.dim() > 1 else bad.reshape(-1)
         first = int(torch.nonzero(flat)[0, 0])
         raise ValueError(
             f"{name} contains {int(bad.sum())} NaN/inf entries (first in trial {first})"

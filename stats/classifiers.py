@@ -24,7 +24,7 @@ from torch import Tensor
 from ..manifolds.base import Metric
 from ..manifolds.spd import SPD
 from ..manifolds.spd_log_cholesky import cholesky_log
-from ..manifolds.spectral import eigh, logm, sym
+from ..manifolds.spectral import eigvalsh, logm, sym
 from ._sklearn import (
     BaseEstimator,
     ClassifierMixin,
@@ -99,7 +99,7 @@ def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
         low = torch.linalg.cholesky(Mc)  # (K, n, n)
         a = torch.linalg.solve_triangular(low[None], Cc[:, None], upper=False)
         z = torch.linalg.solve_triangular(low[None], a.mT, upper=False)
-        lam, _ = eigh(sym(z))
+        lam = eigvalsh(sym(z))
         lg = torch.log(lam.clamp_min(torch.finfo(cdt).tiny))
         d2 = alpha * (lg * lg).sum(-1)
         if beta != 0.0:

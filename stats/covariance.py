@@ -71,6 +71,22 @@ def _scm(Xc: Tensor) -> Tensor:
     return Xc @ Xc.mT / Xc.shape[-1]
 
 
+def _emp(X: Tensor) -> Tensor:
+    """Centered sample covariance ``(1/T) Σ (x_t − m)(x_t − m)ᵀ`` without a centered copy of X.
+
+    ``X Xᵀ/T − m mᵀ`` reads X once; it loses about ``eps · |m|²/var`` relative accuracy, so when
+    any channel's squared mean exceeds ``1e-12/eps`` times its variance (i.e. always in float32)
+    the estimate is recomputed from centered data.
+    """
+    m = X.mean(dim=-1)
+    c = X @ X.mT / X.shape[-1] - m[..., :, None] * m[..., None, :]
+    var = c.diagonal(dim1=-2, dim2=-1)
+    ratio = (m * m) / var.clamp_min(torch.finfo(X.dtype).tiny)
+    if c.numel() and float(ratio.max()) > 1e-12 / torch.finfo(X.dtype).eps:
+        return _scm(_centered(X))
+    return c
+
+
 def _lwf(Xc: Tensor) -> tuple[Tensor, Tensor]:
     n_channels, n_times = Xc.shape[-2], Xc.shape[-1]
     emp = _scm(Xc)
@@ -86,9 +102,8 @@ def _lwf(Xc: Tensor) -> tuple[Tensor, Tensor]:
     return shrink(emp, s), s
 
 
-def _oas(Xc: Tensor) -> tuple[Tensor, Tensor]:
-    n_channels, n_times = Xc.shape[-2], Xc.shape[-1]
-    emp = _scm(Xc)
+def _oas(emp: Tensor, n_times: int) -> tuple[Tensor, Tensor]:
+    n_channels = emp.shape[-1]
     alpha = (emp * emp).mean(dim=(-2, -1))
     mu = _trace(emp) / n_channels
     num = alpha + mu * mu
@@ -116,8 +131,7 @@ def _sch(X: Tensor) -> tuple[Tensor, Tensor]:
     return (n_times / (n_times - 1.0)) * ((1 - g) * scm + g * diag), gamma
 
 
-def _corr(Xc: Tensor) -> Tensor:
-    c = _scm(Xc)
+def _corr(c: Tensor) -> Tensor:
     d = c.diagonal(dim1=-2, dim2=-1).rsqrt()
     return c * d[..., :, None] * d[..., None, :]
 
@@ -167,20 +181,21 @@ def covariances(
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     zero = X.new_zeros(X.shape[:-2])
+    n_times = X.shape[-1]
     if estimator == "sch":
         C, s = _sch(X)
+    elif estimator == "lwf":
+        C, s = _lwf(_centered(X))
     else:
-        Xc = _centered(X)
+        emp = _emp(X)
         if estimator == "scm":
-            C, s = _scm(Xc), zero
+            C, s = emp, zero
         elif estimator == "cov":
-            C, s = Xc @ Xc.mT / (X.shape[-1] - 1), zero
-        elif estimator == "lwf":
-            C, s = _lwf(Xc)
+            C, s = emp * (n_times / (n_times - 1)), zero
         elif estimator == "oas":
-            C, s = _oas(Xc)
+            C, s = _oas(emp, n_times)
         else:
-            C, s = _corr(Xc), zero
+            C, s = _corr(emp), zero
     C = (C + C.mT) * 0.5
     return (C, s) if return_shrinkage else C
 
