@@ -8,9 +8,12 @@ tangent vectors are horizontal (``XᵀU = 0``). The closed forms of Edelman, Ari
 
 * ``exp(X, U) = X cos(√(UᵀU)) + U sinc(√(UᵀU))`` (``= XV cos Σ Vᵀ + P sin Σ Vᵀ`` for
   ``U = PΣVᵀ``);
-* ``log(X, Y) = Z φ(ZᵀZ) Mᵀ`` with ``M = XᵀY``, ``Z = Y − XM`` and
-  ``φ(sin²θ) = θ / (sin θ cos θ)``;
-* ``dist(X, Y)² = Σ θ_i² = tr(asin(√(ZᵀZ))²)``: the principal angles.
+* ``log(X, Y) = B h(BᵀB)`` with ``M = XᵀY``, ``B = (Y − XM) M^{-1} = P tan Θ Vᵀ`` and
+  ``h(tan²θ) = θ / tan θ``;
+* ``dist(X, Y)² = Σ θ_i² = tr(atan(√(BᵀB))²)``: the principal angles.
+
+Working with ``tan θ`` keeps full accuracy up to angles close to ``π/2`` (the cut locus,
+where ``M`` becomes singular and ``log`` is undefined).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import Tensor
 from .base import Manifold, Metric, as_shape, randn, safe_sqrt
 from .spectral import sym_functions
 from .stiefel import polar, qr_retraction
-from .trig_fns import ASIN_RATIO, ASIN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
+from .trig_fns import ATAN_RATIO, ATAN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
 
 __all__ = ["Grassmann", "GrassmannMetric"]
 
@@ -40,22 +43,28 @@ def grassmann_exp(x: Tensor, u: Tensor) -> Tensor:
     return x @ c + u @ s
 
 
+def _tan_factor(x: Tensor, y: Tensor) -> Tensor:
+    """``B = (I − XXᵀ) Y (XᵀY)^{-1} = P tan Θ Vᵀ`` (independent of the basis of ``span(Y)``)."""
+    m = _tr(x) @ y
+    z = y - x @ m
+    return _tr(torch.linalg.solve(_tr(m), _tr(z)))
+
+
 def grassmann_log(x: Tensor, y: Tensor) -> Tensor:
     """Logarithm: the horizontal ``U`` at ``X`` with ``exp(X, U)`` spanning ``span(Y)``.
 
     Defined while every principal angle is below ``π/2`` (``XᵀY`` invertible). The result does
     not depend on the basis chosen for ``span(Y)``.
     """
-    m = _tr(x) @ y
-    z = y - x @ m
-    (phi,) = sym_functions(_tr(z) @ z, [ASIN_RATIO])
-    return _horizontal(x, z @ phi @ _tr(m))
+    b = _tan_factor(x, y)
+    (h,) = sym_functions(_tr(b) @ b, [ATAN_RATIO])
+    return _horizontal(x, b @ h)
 
 
 def grassmann_dist(x: Tensor, y: Tensor) -> Tensor:
     """Geodesic distance ``‖θ‖₂`` (principal angles ``θ``), ``(*batch,)``."""
-    z = y - x @ (_tr(x) @ y)
-    (t2,) = sym_functions(_tr(z) @ z, [ASIN_SQ])
+    b = _tan_factor(x, y)
+    (t2,) = sym_functions(_tr(b) @ b, [ATAN_SQ])
     return safe_sqrt(torch.diagonal(t2, dim1=-2, dim2=-1).sum(-1))
 
 

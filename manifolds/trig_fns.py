@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .spectral_fns import SpectralFn
 
-__all__ = ["COS_SQRT", "SINC_SQRT", "VERSIN_SQRT", "ASIN_RATIO", "ASIN_SQ", "PHI_ORTH"]
+__all__ = ["COS_SQRT", "SINC_SQRT", "VERSIN_SQRT", "ATAN_RATIO", "ATAN_SQ", "PHI_ORTH"]
 
 _NTERMS = 30
 
@@ -47,9 +47,9 @@ def _blend(
 _COS = [(-1.0) ** k / math.factorial(2 * k) for k in range(_NTERMS)]
 _SINC = [(-1.0) ** k / math.factorial(2 * k + 1) for k in range(_NTERMS)]
 _VERS = [(-1.0) ** k / math.factorial(2 * k + 2) for k in range(_NTERMS)]
-# asin(√σ)/(√σ √(1−σ)) = Σ 4^k (k!)² / (2k+1)! σ^k ;  asin(√σ)² = ½ Σ_{k≥1} 4^k σ^k / (k² C(2k, k))
+# asin(√σ)/(√σ √(1−σ)) = Σ 4^k (k!)² / (2k+1)! σ^k ;  atan(√τ)/√τ = Σ (−τ)^k / (2k+1)
 _ASR = [4.0**k * math.factorial(k) ** 2 / math.factorial(2 * k + 1) for k in range(_NTERMS)]
-_ASQ = [0.0] + [0.5 * 4.0**k / (k * k * math.comb(2 * k, k)) for k in range(1, _NTERMS)]
+_ATR = [(-1.0) ** k / (2 * k + 1) for k in range(_NTERMS)]
 
 
 def cos_sqrt(w: Tensor) -> Tensor:
@@ -88,10 +88,15 @@ def asin_ratio(w: Tensor) -> Tensor:
     return _blend(w, 0.25, lambda s: _series(_ASR, s), closed)
 
 
-def asin_sq(w: Tensor) -> Tensor:
-    """``asin(√σ)² = θ²`` for ``σ = sin²θ ∈ [0, 1]``."""
-    w = w.clamp(0, 1)
-    return _blend(w, 0.25, lambda s: _series(_ASQ, s), lambda s: torch.asin(torch.sqrt(s)) ** 2)
+def atan_ratio(w: Tensor) -> Tensor:
+    """``atan(√τ)/√τ = θ / tan θ`` for ``τ = tan²θ ≥ 0`` (1 at 0)."""
+    w = w.clamp_min(0)
+    return _blend(w, 0.25, lambda s: _series(_ATR, s), lambda s: torch.atan(torch.sqrt(s)) / torch.sqrt(s))
+
+
+def atan_sq(w: Tensor) -> Tensor:
+    """``atan(√τ)² = θ²`` for ``τ = tan²θ ≥ 0``, written ``τ · atan_ratio(τ)²`` (smooth at 0)."""
+    return w.clamp_min(0) * atan_ratio(w) ** 2
 
 
 def phi_orth(c: Tensor) -> Tensor:
@@ -147,7 +152,7 @@ class _Analytic(SpectralFn):
 COS_SQRT = _Analytic("cos_sqrt", cos_sqrt)
 SINC_SQRT = _Analytic("sinc_sqrt", sinc_sqrt)
 VERSIN_SQRT = _Analytic("versin_sqrt", versin_sqrt)
-ASIN_RATIO = _Analytic("asin_ratio", asin_ratio)
-ASIN_SQ = _Analytic("asin_sq", asin_sq)
+ATAN_RATIO = _Analytic("atan_ratio", atan_ratio)
+ATAN_SQ = _Analytic("atan_sq", atan_sq)
 PHI_ORTH = _Analytic("phi_orth", phi_orth)
-_BY_NAME = {f.name: f for f in (COS_SQRT, SINC_SQRT, VERSIN_SQRT, ASIN_RATIO, ASIN_SQ, PHI_ORTH)}
+_BY_NAME = {f.name: f for f in (COS_SQRT, SINC_SQRT, VERSIN_SQRT, ATAN_RATIO, ATAN_SQ, PHI_ORTH)}

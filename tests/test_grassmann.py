@@ -100,10 +100,10 @@ def test_zero_angle_values_and_gradients(gen):
     assert float(g2.abs().max()) < 1e-10
 
 
-def test_small_angle_accuracy():
+def test_small_and_near_right_angle_accuracy():
     m = Grassmann(4, 2)
     x = torch.eye(4, 2, dtype=DT)
-    for t in (1e-12, 1e-8, 1e-3, 1.0, 1.5):
+    for t in (1e-12, 1e-8, 1e-3, 1.0, 1.5, np.pi / 2 - 1e-6, np.pi / 2 - 1e-9):
         y = torch.zeros(4, 2, dtype=DT)
         y[0, 0], y[2, 0], y[1, 1] = np.cos(t), np.sin(t), 1.0
         assert abs(float(m.dist(x, y)) - t) <= 2e-15 * t, t
