@@ -139,7 +139,7 @@ def exp(x: Tensor, u: Tensor, c: Tensor | float) -> Tensor:
     t = torch.sqrt(cc) * safe_sqrt(minkowski(u, u, keepdim=True).clamp_min(0))
     tm = t.clamp_max(_max_t(x))
     y = torch.cosh(tm) * x + _sinh_ratio(t, tm) * u
-    return project_point(y, cc)
+    return project_point(y, c)
 
 
 def log(x: Tensor, y: Tensor, c: Tensor | float) -> Tensor:
@@ -190,7 +190,7 @@ def ehess_to_rhess(x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor, c: Tensor
     """``Hess f[u] = P_x(J ehess) + c (x·g) u`` (Boumal, §7.6, with ``⟨x,x⟩_L = −1/c``)."""
     cc = curvature(c, x)
     jh = torch.cat((-ehess[..., :1], ehess[..., 1:]), dim=-1)
-    return project_tangent(x, jh, cc) + cc * (x * egrad).sum(-1, keepdim=True) * u
+    return project_tangent(x, jh, c) + cc * (x * egrad).sum(-1, keepdim=True) * u
 
 
 def gyro_add(x: Tensor, y: Tensor, c: Tensor | float) -> Tensor:

@@ -23,6 +23,8 @@ shortened within the representational capacity (see :mod:`riemlearn.manifolds.po
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -75,19 +77,82 @@ def _unit(x: Tensor) -> tuple[Tensor, Tensor]:
     return x / n.clamp_min(torch.finfo(x.dtype).tiny), n
 
 
+def _split(a: Tensor, factor: float) -> tuple[Tensor, Tensor]:
+    """Dekker split ``a = hi + lo`` with half-width mantissas (so ``hi·hi`` etc. are exact)."""
+    t = factor * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def _split_factor(dtype: torch.dtype) -> float:
+    bits = round(-math.log2(torch.finfo(dtype).eps)) + 1  # 53 for float64, 24 for float32
+    return float(2 ** ((bits + 1) // 2) + 1)
+
+
+def _two_prod(a: Tensor, b: Tensor, factor: float) -> tuple[Tensor, Tensor]:
+    """``a·b = p + e`` exactly (Dekker), elementwise."""
+    p = a * b
+    ah, al = _split(a, factor)
+    bh, bl = _split(b, factor)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``a + b = s + e`` exactly (Knuth), elementwise."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _sum_squares_exact(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``‖x‖² = s + e`` to about ε² relative: exact squares, pairwise error-free summation."""
+    p, e = _two_prod(x, x, _split_factor(x.dtype))
+    while p.shape[-1] > 1:
+        if p.shape[-1] % 2:
+            p = torch.cat((p, torch.zeros_like(p[..., :1])), -1)
+            e = torch.cat((e, torch.zeros_like(e[..., :1])), -1)
+        h = p.shape[-1] // 2
+        p, q = _two_sum(p[..., :h], p[..., h:])
+        e = e[..., :h] + e[..., h:] + q
+    return p, e
+
+
 def one_minus_cnorm2(x: Tensor, c: Tensor | float) -> Tensor:
-    """``A(x) = 1 − c‖x‖²``, keepdim ``(*batch, 1)``; positive exactly inside the ball."""
-    return 1 - curvature(c, x) * _sq(x)
+    """``A(x) = 1 − c‖x‖²``, keepdim ``(*batch, 1)``, accurate to ~ε *relative to A*.
+
+    The textbook evaluation carries ~n·ε/2 absolute error from the sum of squares, i.e. a
+    relative error ε/A that grows without bound at the boundary (1e-6 at ‖x‖ = 1 − 1e-10).
+    Here squares and products are made exact with Dekker's splitting and summed pairwise with
+    Knuth's two-sum, so ``1 − c‖x‖²`` is correct to a few ulps of itself. The correction is
+    computed without autograd and added to the plain formula, whose (exact-arithmetic)
+    derivative ``−2c x`` is what backward sees.
+    """
+    return _one_minus(x, curvature(c, x))
+
+
+def _one_minus(x: Tensor, cc: Tensor) -> Tensor:
+    """:func:`one_minus_cnorm2` for an already shaped curvature tensor ``cc``."""
+    plain = 1 - cc * _sq(x)
+    with torch.no_grad():
+        xd, cd = x.detach(), cc.detach()
+        s, e = _sum_squares_exact(xd)
+        cd = cd.expand_as(s)
+        cp, ce = _two_prod(cd, s, _split_factor(x.dtype))
+        corr = ((1 - cp) - (ce + cd * e)) - plain.detach()
+    return plain + corr
 
 
 def keep_inside(y: Tensor, c: Tensor | float) -> Tensor:
     """Return ``y`` unchanged unless ``c‖y‖²`` rounds to ``≥ 1``; such rows go to radius
     ``√(1 − 4ε)/√c`` along their direction. Only rounding at the last ulp ever triggers it."""
-    cc = curvature(c, y)
+    return _keep_inside(y, curvature(c, y))
+
+
+def _keep_inside(y: Tensor, cc: Tensor) -> Tensor:
     s = cc * _sq(y)
-    bad = s >= 1
+    bad = _one_minus(y, cc) <= 0
     target = 1 - 4 * _eps(y)
-    scale = torch.sqrt(target / torch.where(bad, s, torch.ones_like(s)))
+    scale = torch.sqrt(target / torch.where(bad, s, torch.ones_like(s)).clamp_min(target))
     return torch.where(bad, y * scale, y)
 
 
@@ -126,21 +191,21 @@ def expmap0(u: Tensor, c: Tensor | float) -> Tensor:
     big = _cap(torch.tanh(t)) / sc * d
     ts = torch.where(small, torch.ones_like(t), t)
     tanhc = torch.where(small, 1 - t * t / 3, torch.tanh(ts) / ts)
-    return keep_inside(torch.where(small, tanhc * u, big), cc)
+    return _keep_inside(torch.where(small, tanhc * u, big), cc)
 
 
 def logmap0(y: Tensor, c: Tensor | float) -> Tensor:
     """Logarithm at the origin: ``log_0(y) = artanh(√c‖y‖) y / (√c‖y‖)``, ``(*batch, n)``."""
     cc = curvature(c, y)
     z = torch.sqrt(cc) * safe_sqrt(_sq(y))
-    _, ratio = artanh_ratio(z, 1 - cc * _sq(y))
+    _, ratio = artanh_ratio(z, _one_minus(y, cc))
     return ratio * y
 
 
 def _add_parts(x: Tensor, y: Tensor, cc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Numerator, denominator ``D`` and ``A(x)``, ``A(y)`` of the stable Möbius addition."""
-    ax = 1 - cc * _sq(x)
-    ay = 1 - cc * _sq(y)
+    ax = _one_minus(x, cc)
+    ay = _one_minus(y, cc)
     s = x + y
     cs2 = cc * _sq(s)
     num = ax * s + cs2 * x
@@ -164,7 +229,7 @@ def gyro_add(x: Tensor, y: Tensor, c: Tensor | float) -> Tensor:
     """
     cc = curvature(c, torch.broadcast_tensors(x, y)[0])
     num, den, _, _ = _add_parts(x, y, cc)
-    return keep_inside(num / den, cc)
+    return _keep_inside(num / den, cc)
 
 
 def gyro_inv(x: Tensor) -> Tensor:
@@ -187,11 +252,11 @@ def gyro_scalar(r: Tensor | float, x: Tensor, c: Tensor | float) -> Tensor:
     sc = torch.sqrt(cc)
     d, n = _unit(x)
     z = sc * n
-    at, _ = artanh_ratio(z, 1 - cc * _sq(x))
+    at, _ = artanh_ratio(z, _one_minus(x, cc))
     small = z < _SMALL
     big = _cap(torch.tanh(rr * at)) / sc * d
     series = rr * (1 + (1 - rr * rr) * z * z / 3) * x
-    return keep_inside(torch.where(small, series, big), cc)
+    return _keep_inside(torch.where(small, series, big), cc)
 
 
 def gyration(a: Tensor, b: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
@@ -206,7 +271,7 @@ def gyration(a: Tensor, b: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
     a2, b2 = _sq(a), _sq(b)
     alpha = -cc * cc * av * b2 + cc * bv + 2 * cc * cc * ab * bv
     beta = -cc * cc * bv * a2 - cc * av
-    den = (1 - cc * a2) * (1 - cc * b2) + cc * _sq(a + b)
+    den = _one_minus(a, cc) * _one_minus(b, cc) + cc * _sq(a + b)
     return v + 2 * (alpha * a + beta * b) / den
 
 
@@ -233,12 +298,12 @@ def mobius_matvec(m: Tensor, x: Tensor, c: Tensor | float) -> Tensor:
     n = safe_sqrt(_sq(x))
     dm, nm = _unit(mx)
     z = sc * n
-    at, _ = artanh_ratio(z, 1 - cc * _sq(x))
+    at, _ = artanh_ratio(z, _one_minus(x, cc))
     rho = nm / n.clamp_min(torch.finfo(x.dtype).tiny)
     small = z < _SMALL
     big = _cap(torch.tanh(rho * at)) / sc * dm
     series = (1 + (1 - rho * rho) * z * z / 3) * mx
-    return keep_inside(torch.where(small, series, big), cc)
+    return _keep_inside(torch.where(small, series, big), cc)
 
 
 def gyro_midpoint(
@@ -265,8 +330,8 @@ def gyro_midpoint(
     Tensor
         ``(*batch, n)``.
     """
-    cc = curvature(c, x) if not isinstance(c, Tensor) or c.dim() == 0 else c
-    lam = 2 / (1 - cc * _sq(x))
+    cc = curvature(c, x)
+    lam = 2 / _one_minus(x, cc)
     w = torch.ones_like(lam) if weights is None else weights.to(x).unsqueeze(-1)
     num = (w * lam * x).sum(dim)
     den = (w * (lam - 1)).sum(dim)
