@@ -5,5 +5,8 @@ from .classifiers import MDM, FgMDM
 from .covariance import Covariances, Shrinkage, covariances
 from .datasets import make_eeg
 from .eegbci import load_eegbci
+
+# Fréchet means and statistics on manifolds
+from .frechet_mean import FrechetMeanInfo, frechet_mean
 from .recentering import Recenter, recenter
 from .tangent_space import TangentSpace
