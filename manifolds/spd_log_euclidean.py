@@ -55,8 +55,8 @@ def le_dist(x: Tensor, y: Tensor, alpha: float = 1.0, beta: float = 0.0) -> Tens
     >>> import torch
     >>> from riemlearn.manifolds.spd_log_euclidean import le_dist
     >>> x = torch.eye(2, dtype=torch.float64)
-    >>> float(le_dist(x, torch.e ** 2 * x)) ** 2
-    8.0...
+    >>> round(float(le_dist(x, torch.e ** 2 * x)) ** 2, 10)
+    8.0
     """
     d = logm(y) - logm(x)
     d2 = alpha * fro_inner(d, d)

@@ -40,7 +40,7 @@ def vech(a: Tensor) -> Tensor:
     >>> a = torch.tensor([[1.0, 2.0], [2.0, 3.0]], dtype=torch.float64)
     >>> vech(a)
     tensor([1.0000, 2.8284, 3.0000], dtype=torch.float64)
-    >>> float(vech(a) @ vech(a)) == float((a * a).sum())
+    >>> torch.allclose(vech(a) @ vech(a), (a * a).sum())
     True
     """
     if a.dim() < 2 or a.shape[-1] != a.shape[-2]:

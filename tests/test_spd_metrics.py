@@ -164,12 +164,14 @@ def test_compute_dtype_policy(gen):
     d = torch.exp(torch.linspace(0.0, 7.0, 4, dtype=F64))
     x = (d[:, None] * r * d).float()  # graded, condition ~1e6–1e7, exactly float32
     y = m.random_point(2, generator=gen, dtype=torch.float32, cond=10.0)
-    ref = AffineInvariant().dist(x.double(), y.double())
-    auto = AffineInvariant().dist(x, y)
-    assert auto.dtype == torch.float32
-    assert float(((auto.double() - ref) / ref).abs().max()) < 1e-6
-    plain = AffineInvariant(compute_dtype=None).dist(x, y)
+    for cls in (AffineInvariant, LogEuclidean, LogCholesky):
+        ref = cls().dist(x.double(), y.double())
+        auto = cls().dist(x, y)
+        assert auto.dtype == torch.float32
+        assert float(((auto.double() - ref) / ref).abs().max()) < 1e-6
+    plain = LogEuclidean(compute_dtype=None).dist(x, y)
     assert plain.dtype == torch.float32
+    ref = LogEuclidean().dist(x.double(), y.double())
     assert float(((plain.double() - ref) / ref).abs().max()) > 1e-6  # the reason for the default
     with pytest.raises(ValueError, match="compute_dtype"):
         AffineInvariant(compute_dtype="float64")
