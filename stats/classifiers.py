@@ -97,8 +97,9 @@ def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
     Cc, Mc = C.to(cdt), means.to(cdt)
     if kind == "ai":
         low = torch.linalg.cholesky(Mc)  # (K, n, n)
-        a = torch.linalg.solve_triangular(low[None], Cc[:, None], upper=False)
-        z = torch.linalg.solve_triangular(low[None], a.mT, upper=False)
+        eye = torch.eye(Mc.shape[-1], dtype=cdt, device=Mc.device)
+        linv = torch.linalg.solve_triangular(low, eye, upper=False)[None]  # K small inverses
+        z = linv @ Cc[:, None] @ linv.mT  # (N, K, n, n), same spectrum as M_k^{-1/2} C M_k^{-1/2}
         lam = eigvalsh(sym(z))
         lg = torch.log(lam.clamp_min(torch.finfo(cdt).tiny))
         d2 = alpha * (lg * lg).sum(-1)
