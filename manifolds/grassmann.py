@@ -13,7 +13,7 @@ tangent vectors are horizontal (``XᵀU = 0``). The closed forms of Edelman, Ari
 * ``dist(X, Y)² = Σ θ_i² = tr(atan(√(BᵀB))²)``: the principal angles.
 
 Working with ``tan θ`` keeps full accuracy up to angles close to ``π/2`` (the cut locus,
-where ``M`` becomes singular and ``log`` is undefined).
+where ``M`` becomes singular and ``log`` is undefined; ``dist`` switches to ``sin²θ`` there).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from torch import Tensor
 from .base import Manifold, Metric, as_shape, randn, safe_sqrt
 from .spectral import sym_functions
 from .stiefel import polar, qr_retraction
-from .trig_fns import ATAN_RATIO, ATAN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
+from .tolerance import eps
+from .trig_fns import ASIN_SQ, ATAN_RATIO, ATAN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
 
 __all__ = ["Grassmann", "GrassmannMetric"]
 
@@ -43,29 +44,55 @@ def grassmann_exp(x: Tensor, u: Tensor) -> Tensor:
     return x @ c + u @ s
 
 
-def _tan_factor(x: Tensor, y: Tensor) -> Tensor:
-    """``B = (I − XXᵀ) Y (XᵀY)^{-1} = P tan Θ Vᵀ`` (independent of the basis of ``span(Y)``)."""
-    m = _tr(x) @ y
-    z = y - x @ m
-    return _tr(torch.linalg.solve(_tr(m), _tr(z)))
+# When the smallest singular value of M (cos of the largest angle) is below this multiple of
+# p·eps, M is numerically singular and dist uses sin² of the angles instead of tan².
+_COS_MIN = 100.0
+
+
+def _tan_factor(m: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``B = Z M^{-1} = P tan Θ Vᵀ`` and whether ``M`` was invertible, per item."""
+    b, info = torch.linalg.solve_ex(_tr(m), _tr(z))
+    return _tr(b), info == 0
 
 
 def grassmann_log(x: Tensor, y: Tensor) -> Tensor:
     """Logarithm: the horizontal ``U`` at ``X`` with ``exp(X, U)`` spanning ``span(Y)``.
 
-    Defined while every principal angle is below ``π/2`` (``XᵀY`` invertible). The result does
-    not depend on the basis chosen for ``span(Y)``.
+    Defined while every principal angle is below ``π/2`` (``XᵀY`` invertible); raises
+    ``ValueError`` at exactly ``π/2`` (the cut locus). The result does not depend on the basis
+    chosen for ``span(Y)``.
     """
-    b = _tan_factor(x, y)
+    m = _tr(x) @ y
+    b, ok = _tan_factor(m, y - x @ m)
+    if not bool(ok.all()):
+        raise ValueError("Grassmann log: xᵀy is singular (a principal angle equals π/2): y is on the "
+                         "cut locus of x and the logarithm is not unique")
     (h,) = sym_functions(_tr(b) @ b, [ATAN_RATIO])
     return _horizontal(x, b @ h)
 
 
+def _trace(a: Tensor) -> Tensor:
+    return torch.diagonal(a, dim1=-2, dim2=-1).sum(-1)
+
+
 def grassmann_dist(x: Tensor, y: Tensor) -> Tensor:
-    """Geodesic distance ``‖θ‖₂`` (principal angles ``θ``), ``(*batch,)``."""
-    b = _tan_factor(x, y)
+    """Geodesic distance ``‖θ‖₂`` (principal angles ``θ``), ``(*batch,)``.
+
+    ``θ² = atan(√(BᵀB))²`` (accurate for all angles below ``π/2``); items where ``M`` is
+    numerically singular (an angle within ``~100 p eps`` of ``π/2``) use ``asin(√(ZᵀZ))²``.
+    """
+    m = _tr(x) @ y
+    z = y - x @ m
+    with torch.no_grad():
+        ok = torch.linalg.svdvals(m)[..., -1] > _COS_MIN * m.shape[-1] * eps(m.dtype)
+    eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
+    b, _ = _tan_factor(torch.where(ok[..., None, None], m, eye), z)
     (t2,) = sym_functions(_tr(b) @ b, [ATAN_SQ])
-    return safe_sqrt(torch.diagonal(t2, dim1=-2, dim2=-1).sum(-1))
+    sq = _trace(t2)
+    if not bool(ok.all()):
+        (s2,) = sym_functions(_tr(z) @ z, [ASIN_SQ])
+        sq = torch.where(ok, sq, _trace(s2))
+    return safe_sqrt(sq)
 
 
 def grassmann_transport(x: Tensor, y: Tensor, v: Tensor) -> Tensor:

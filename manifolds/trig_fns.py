@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .spectral_fns import SpectralFn
 
-__all__ = ["COS_SQRT", "SINC_SQRT", "VERSIN_SQRT", "ATAN_RATIO", "ATAN_SQ", "PHI_ORTH"]
+__all__ = ["COS_SQRT", "SINC_SQRT", "VERSIN_SQRT", "ATAN_RATIO", "ATAN_SQ", "ASIN_SQ", "PHI_ORTH"]
 
 _NTERMS = 30
 
@@ -50,6 +50,8 @@ _VERS = [(-1.0) ** k / math.factorial(2 * k + 2) for k in range(_NTERMS)]
 # asin(√σ)/(√σ √(1−σ)) = Σ 4^k (k!)² / (2k+1)! σ^k ;  atan(√τ)/√τ = Σ (−τ)^k / (2k+1)
 _ASR = [4.0**k * math.factorial(k) ** 2 / math.factorial(2 * k + 1) for k in range(_NTERMS)]
 _ATR = [(-1.0) ** k / (2 * k + 1) for k in range(_NTERMS)]
+# asin(√σ)² = ½ Σ_{k≥1} 4^k σ^k / (k² C(2k, k))
+_ASQ = [0.0] + [0.5 * 4.0**k / (k * k * math.comb(2 * k, k)) for k in range(1, _NTERMS)]
 
 
 def cos_sqrt(w: Tensor) -> Tensor:
@@ -97,6 +99,19 @@ def atan_ratio(w: Tensor) -> Tensor:
 def atan_sq(w: Tensor) -> Tensor:
     """``atan(√τ)² = θ²`` for ``τ = tan²θ ≥ 0``, written ``τ · atan_ratio(τ)²`` (smooth at 0)."""
     return w.clamp_min(0) * atan_ratio(w) ** 2
+
+
+def asin_sq(w: Tensor) -> Tensor:
+    """``asin(√σ)² = θ²`` for ``σ = sin²θ ∈ [0, 1]`` (used where ``tan θ`` is unbounded)."""
+    w = w.clamp(0, 1)
+    # The derivative is infinite at σ = 1: take it at 1 − 4 eps (finite), keep the exact value.
+    wc = w.clamp(max=_max_sigma(w))
+
+    def f(s: Tensor) -> Tensor:
+        return _blend(s, 0.25, lambda a: _series(_ASQ, a), lambda a: torch.asin(torch.sqrt(a)) ** 2)
+
+    fc = f(wc)
+    return fc + (f(w.detach()) - fc.detach())
 
 
 def phi_orth(c: Tensor) -> Tensor:
@@ -154,5 +169,6 @@ SINC_SQRT = _Analytic("sinc_sqrt", sinc_sqrt)
 VERSIN_SQRT = _Analytic("versin_sqrt", versin_sqrt)
 ATAN_RATIO = _Analytic("atan_ratio", atan_ratio)
 ATAN_SQ = _Analytic("atan_sq", atan_sq)
+ASIN_SQ = _Analytic("asin_sq", asin_sq)
 PHI_ORTH = _Analytic("phi_orth", phi_orth)
-_BY_NAME = {f.name: f for f in (COS_SQRT, SINC_SQRT, VERSIN_SQRT, ATAN_RATIO, ATAN_SQ, PHI_ORTH)}
+_BY_NAME = {f.name: f for f in (COS_SQRT, SINC_SQRT, VERSIN_SQRT, ATAN_RATIO, ATAN_SQ, ASIN_SQ, PHI_ORTH)}

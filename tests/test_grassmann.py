@@ -122,3 +122,16 @@ def test_retractions_and_identity(gen):
     with pytest.raises(ValueError, match="retraction"):
         Grassmann(4, 2, retraction="cayley")
     assert pickle.loads(pickle.dumps(mq)) == mq and mq != m
+
+
+def test_right_angle_cut_locus():
+    m = Grassmann(4, 2)
+    x = torch.eye(4, 2, dtype=DT)
+    y = torch.tensor([[1.0, 0], [0, 0], [0, 1], [0, 0]], dtype=DT)  # angles 0 and π/2
+    yy = y.clone().requires_grad_(True)
+    d = m.dist(x, yy)
+    assert abs(float(d.detach()) - np.pi / 2) < 1e-15
+    (g,) = torch.autograd.grad(d, yy)
+    assert torch.isfinite(g).all()
+    with pytest.raises(ValueError, match="cut locus"):
+        m.log(x, y)
