@@ -80,9 +80,9 @@ def stiefel_log_canonical(
 
     Notes
     -----
-    Gradients flow through the (unrolled, convergent) iteration. They need ``n = p`` or
-    ``n >= 2p`` (for ``p < n < 2p`` the QR factor of ``Y − XM`` is rank deficient: values are
-    right, gradients are not defined).
+    Gradients flow through the (unrolled, convergent) iteration; they pass ``gradcheck`` for
+    ``n >= 2p``, ``n = p`` and (in our tests) ``St(5, 3)``, but for ``p < n < 2p`` they go
+    through the QR factorization of the rank-deficient ``Y − XM`` and may be less reliable.
     """
     n, p = x.shape[-2:]
     shape = torch.broadcast_shapes(x.shape, y.shape)

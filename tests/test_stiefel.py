@@ -195,3 +195,13 @@ def test_construction_and_identity():
     assert not m.has_gyro
     e = torch.eye(4, 2, dtype=DT)
     assert math.isclose(float(m.dist(e, e)), 0.0, abs_tol=1e-12)
+
+
+def test_log_gradient_rank_deficient_qr(gen):
+    # p < n < 2p: Y − XM has rank n − p < p.
+    m = Stiefel(5, 3)
+    x = m.random_point(generator=gen, dtype=DT)
+    u = 0.5 * m.random_tangent(x, generator=gen)
+    y = m.exp(x, u)
+    assert torch.allclose(m.log(x, y), u, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda yy: m.dist(x, m.project_point(yy)), (y.clone().requires_grad_(),))
