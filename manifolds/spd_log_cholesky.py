@@ -70,8 +70,15 @@ def lc_dphi_inv(x: Tensor, z: Tensor) -> Tensor:
 
 
 def lc_dist(x: Tensor, y: Tensor) -> Tensor:
-    """``‖Φ(x) − Φ(y)‖_F``, shape ``(*batch,)``."""
-    return _safe_norm(cholesky_log(x) - cholesky_log(y))
+    """``‖Φ(x) − Φ(y)‖_F``, shape ``(*batch,)``.
+
+    ``√(‖⌊L − K⌋‖² + ‖log(diag L / diag K)‖²)`` for ``sym(x) = L Lᵀ``, ``sym(y) = K Kᵀ``.
+    """
+    cx = torch.linalg.cholesky(sym(x))
+    cy = torch.linalg.cholesky(sym(y))
+    off = _strict(cx - cy)
+    ld = torch.log(_diag(cx) / _diag(cy))
+    return safe_sqrt(off.square().sum((-2, -1)) + ld.square().sum(-1))
 
 
 def _safe_norm(d: Tensor) -> Tensor:
@@ -126,7 +133,7 @@ class LogCholesky(SPDMetric):
         return _dphi_inv_from_chol(c, cholesky_log(y) - phi)
 
     def _dist1(self, x: Tensor, y: Tensor) -> Tensor:
-        return _safe_norm(cholesky_log(x) - cholesky_log(y))
+        return lc_dist(x, y)
 
     def _transport1(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
         return lc_dphi_inv(y, lc_dphi(x, v))
