@@ -52,6 +52,10 @@ __all__ = [
     "gyro_add",
     "gyro_scalar",
     "gyro_inv",
+    "gyration",
+    "mobius_matvec",
+    "gyro_midpoint",
+    "dist_to_gyroplane",
     "origin",
 ]
 
@@ -130,9 +134,9 @@ def _max_t(ref: Tensor) -> float:
 
 
 def exp(x: Tensor, u: Tensor, c: Tensor | float) -> Tensor:
-    """``exp_x(u) = cosh(t) x + sinh(t)/t · u/…`` with ``t = √c‖u‖_L`` (re-projected).
+    """``exp_x(u) = cosh(t) x + sinh(t) u / t`` with ``t = √c‖u‖_L``, then re-projected.
 
-    Exactly ``cosh(t) x + (sinh(t)/(√c‖u‖_L)) u``; ``t`` is capped at ``½ log(max float) − 1``.
+    ``t`` is capped at ``½ log(max float) − 1`` (353.9 in float64) so that ``x₀²`` stays finite.
     """
     x, u = torch.broadcast_tensors(x, u)
     cc = curvature(c, x)
@@ -208,6 +212,30 @@ def gyro_scalar(r: Tensor | float, x: Tensor, c: Tensor | float) -> Tensor:
 def gyro_inv(x: Tensor) -> Tensor:
     """``⊖x = (x₀, −x_s)`` (the image of ``−p``)."""
     return torch.cat((x[..., :1], -x[..., 1:]), dim=-1)
+
+
+def gyration(a: Tensor, b: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
+    """``gyr[a, b] v`` for hyperboloid points ``a, b, v`` (through the ball)."""
+    p = mobius.gyration(conv.lorentz_to_ball(a, c), conv.lorentz_to_ball(b, c), conv.lorentz_to_ball(v, c), c)
+    return project_point(conv.ball_to_lorentz(p, c), c)
+
+
+def mobius_matvec(m: Tensor, x: Tensor, c: Tensor | float) -> Tensor:
+    """Möbius matrix–vector product ``M ⊗ x`` (``M`` is ``(k, n)``, ``x`` is ``(*batch, n+1)``)."""
+    p = mobius.mobius_matvec(m, conv.lorentz_to_ball(x, c), c)
+    return project_point(conv.ball_to_lorentz(p, c), c)
+
+
+def gyro_midpoint(x: Tensor, c: Tensor | float, weights: Tensor | None = None, dim: int = -2) -> Tensor:
+    """Weighted gyromidpoint (= Einstein midpoint) of hyperboloid points along ``dim``."""
+    p = mobius.gyro_midpoint(conv.lorentz_to_ball(x, c), c, weights, dim)
+    return project_point(conv.ball_to_lorentz(p, c), c)
+
+
+def dist_to_gyroplane(x: Tensor, p: Tensor, a: Tensor, c: Tensor | float, signed: bool = True) -> Tensor:
+    """Signed distance from ``x`` to the gyroplane through ``p`` with normal ``a`` (``a`` is a
+    ball-frame vector ``(*batch, n)``); see :func:`riemlearn.manifolds.mobius.dist_to_gyroplane`."""
+    return mobius.dist_to_gyroplane(conv.lorentz_to_ball(x, c), conv.lorentz_to_ball(p, c), a, c, signed)
 
 
 def _upcast(fn):

@@ -145,3 +145,29 @@ def test_against_geoopt(c, gen):
     for i, (theirs, ours) in enumerate(pairs):
         err = float((theirs - ours).abs().max()) / max(1.0, float(ours.abs().max()))
         assert err <= 1e-10, (i, err)
+
+
+def test_gyro_extras_and_tensor_curvature(gen):
+    from riemlearn.manifolds import mobius
+
+    c = 0.7
+    m = Lorentz(c, n=3)
+    a, b_, v = (m.random_point(4, generator=gen, dtype=D) for _ in range(3))
+    pa, pb, pv = (C.lorentz_to_ball(t, c) for t in (a, b_, v))
+    g = L.gyration(a, b_, v, c)
+    torch.testing.assert_close(C.lorentz_to_ball(g, c), mobius.gyration(pa, pb, pv, c))
+    torch.testing.assert_close(m.dist(m.origin(4, dtype=D), g), m.dist(m.origin(4, dtype=D), v))  # isometry
+    mat = torch.randn(3, 3, generator=gen, dtype=D)
+    mv = L.mobius_matvec(mat, a, c)
+    torch.testing.assert_close(C.lorentz_to_ball(mv, c), mobius.mobius_matvec(mat, pa, c))
+    mid = L.gyro_midpoint(torch.stack((a, b_), -2), c)
+    torch.testing.assert_close(m.dist(mid, a), m.dist(mid, b_))
+    torch.testing.assert_close(m.dist(mid, a), 0.5 * m.dist(a, b_))
+    normal = torch.randn(4, 3, generator=gen, dtype=D)
+    dp = L.dist_to_gyroplane(v, a, normal, c)
+    torch.testing.assert_close(dp, mobius.dist_to_gyroplane(pv, pa, normal, c))
+    # the functional core takes a learnable tensor curvature
+    ct = torch.tensor(c, dtype=D, requires_grad=True)
+    torch.testing.assert_close(L.dist(a, b_, ct), m.dist(a, b_))
+    assert torch.autograd.gradcheck(lambda cc: L.dist(a, L.project_point(b_, cc), cc), (ct,))
+    assert torch.autograd.gradcheck(lambda cc: L.exp(a, L.project_tangent(a, v, cc), cc), (ct,))
