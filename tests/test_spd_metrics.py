@@ -175,3 +175,26 @@ def test_compute_dtype_policy(gen):
     assert float(((plain.double() - ref) / ref).abs().max()) > 1e-6  # the reason for the default
     with pytest.raises(ValueError, match="compute_dtype"):
         AffineInvariant(compute_dtype="float64")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(
+    "metric", [AffineInvariant(), LogEuclidean(), LogCholesky(), AffineInvariant(theta=0.5)], ids=repr
+)
+def test_cuda_matches_cpu(metric, gen):
+    m = SPD(5, metric)
+    x = m.random_point(8, generator=gen, dtype=F64)
+    y = m.random_point(8, generator=gen, dtype=F64)
+    u = m.random_tangent(x, generator=gen)
+    xc, yc, uc = x.cuda(), y.cuda(), u.cuda()
+    for name, cpu, gpu in (
+        ("dist", m.dist(x, y), m.dist(xc, yc)),
+        ("log", m.log(x, y), m.log(xc, yc)),
+        ("exp", m.exp(x, u), m.exp(xc, uc)),
+        ("transport", m.transport(x, y, u), m.transport(xc, yc, uc)),
+    ):
+        assert gpu.device.type == "cuda", name
+        assert torch.allclose(gpu.cpu(), cpu, rtol=1e-9, atol=1e-9), name
+    d32 = m.dist(xc.float(), yc.float())
+    assert d32.dtype == torch.float32 and d32.device.type == "cuda"
+    assert m.random_point(2, dtype=torch.float32, device="cuda").device.type == "cuda"
