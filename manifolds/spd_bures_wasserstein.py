@@ -140,9 +140,11 @@ def bw_exp(x: Tensor, u: Tensor) -> Tensor:
         return sym(x + u + lu @ x @ lu)
     # x is a constant: work in its eigenbasis (L̂ = Û / (λi + λj), L x L = U L̂ Λ L̂ Uᵀ);
     # still differentiable in u.
+    # The result is symmetric to roundoff (no extra symmetrization pass).
     w, vecs = eigh(sym(x))
-    lh = (vecs.mT @ u @ vecs) / (w.unsqueeze(-1) + w.unsqueeze(-2))
-    return sym(x + u + vecs @ ((lh * w.unsqueeze(-2)) @ lh) @ vecs.mT)
+    lh = (vecs.mT @ u @ vecs).mul_(1.0 / (w.unsqueeze(-1) + w.unsqueeze(-2)))
+    out = (vecs @ ((lh * w.unsqueeze(-2)) @ lh)) @ vecs.mT
+    return out.add_(u).add_(x)
 
 
 def _transport_map_parts(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
