@@ -123,9 +123,9 @@ class GrassmannMetric(Metric):
     name = "canonical"
     ndim = 2
 
-    # Gyro structure: provided by manifolds/grassmann_gyro.py (set has_gyro and the three
-    # gyro_* methods there); nothing else in this class depends on it.
-    has_gyro = False
+    # Gyro structure (Nguyen & Yang): functional core in manifolds/grassmann_gyro.py; nothing
+    # else in this class depends on it. Identity: ``I_{n,p}`` (``Grassmann.identity``).
+    has_gyro = True
 
     def __init__(self, retraction: str = "polar") -> None:
         if retraction not in ("polar", "qr"):
@@ -160,6 +160,24 @@ class GrassmannMetric(Metric):
 
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
         return _horizontal(x, ehess) - u @ (_tr(x) @ egrad)
+
+    def gyro_add(self, x: Tensor, y: Tensor) -> Tensor:
+        """``X ⊕ Y = expm(Ω(log_I X)) Y`` (see :mod:`.grassmann_gyro`)."""
+        from .grassmann_gyro import gyro_add
+
+        return gyro_add(x, y)
+
+    def gyro_scalar(self, r: Tensor | float, x: Tensor) -> Tensor:
+        """``r ⊙ X = exp_I(r log_I X)`` (canonical basis)."""
+        from .grassmann_gyro import gyro_scalar
+
+        return gyro_scalar(r, x)
+
+    def gyro_inv(self, x: Tensor) -> Tensor:
+        """``⊖X = (−1) ⊙ X`` (canonical basis)."""
+        from .grassmann_gyro import gyro_inv
+
+        return gyro_inv(x)
 
 
 class Grassmann(Manifold):
@@ -224,9 +242,15 @@ class Grassmann(Manifold):
         return "‖XᵀX − I‖_F"
 
     def random_point(self, *batch: int, generator=None, dtype=None, device=None) -> Tensor:
-        """Uniformly distributed subspaces (orthonormalized Gaussian bases)."""
+        """Uniformly distributed subspaces (orthonormalized Gaussian bases).
+
+        Each is returned in its canonical basis (top ``p × p`` block symmetric positive definite,
+        :func:`.grassmann_gyro.canonical_basis`), so gyro identities hold as matrices.
+        """
+        from .grassmann_gyro import canonical_basis
+
         z = randn(as_shape(batch) + (self.n, self.p), generator, dtype, device)
-        return qr_retraction(z, torch.zeros_like(z)).contiguous()
+        return canonical_basis(qr_retraction(z, torch.zeros_like(z))).contiguous()
 
     def identity(self, *batch: int, dtype=None, device=None) -> Tensor:
         """The subspace spanned by the first ``p`` coordinate vectors, ``[I_p; 0]``."""
