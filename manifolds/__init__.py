@@ -3,5 +3,21 @@
 from . import spectral
 from .base import Manifold, Metric
 from .euclidean import Euclidean, FlatMetric
+from .spd import SPD
+from .spd_affine_invariant import AffineInvariant
+from .spd_bures_wasserstein import BuresWasserstein, GeneralizedBuresWasserstein
+from .spd_log_cholesky import LogCholesky
+from .spd_log_euclidean import LogEuclidean
+from .sphere import RoundMetric, Sphere
+from .stiefel import Stiefel, StiefelCanonicalMetric, StiefelEmbeddedMetric
+from .grassmann import Grassmann, GrassmannMetric
+from .product import Product, ProductMetric
+from .poincare import PoincareBall, PoincareMetric
+from .lorentz import Lorentz, LorentzMetric
 
 __all__ = ["Manifold", "Metric", "Euclidean", "FlatMetric", "spectral"]
+__all__ += ["Sphere", "RoundMetric", "Stiefel", "StiefelCanonicalMetric", "StiefelEmbeddedMetric"]
+__all__ += ["Grassmann", "GrassmannMetric", "Product", "ProductMetric"]
+__all__ += ["SPD", "AffineInvariant", "LogEuclidean", "LogCholesky"]
+__all__ += ["BuresWasserstein", "GeneralizedBuresWasserstein"]
+__all__ += ["PoincareBall", "PoincareMetric", "Lorentz", "LorentzMetric"]
