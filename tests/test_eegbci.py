@@ -63,3 +63,13 @@ def test_s001_classification_above_chance(s001):
     # pyRiemann reference on the same protocol: MDM 0.80, TS+LR 0.87 (data README); chance 0.5
     assert mdm > 0.7
     assert ts > 0.75
+
+
+def test_clear_import_error_without_mne(monkeypatch, tmp_path):
+    import sys
+
+    from riemlearn.stats.eegbci import load_eegbci
+
+    monkeypatch.setitem(sys.modules, "mne", None)  # import mne now raises ImportError
+    with pytest.raises(ImportError, match="pip install mne"):
+        load_eegbci(tmp_path / "S001R06.edf")
