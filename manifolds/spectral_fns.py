@@ -29,10 +29,16 @@ def _safe(d: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, torch.ones_like(d), d)
 
 
-def _gap_lo(w: Tensor) -> tuple[Tensor, Tensor]:
-    """``(|λi − λj|, min(λi, λj))`` as ``(*batch, n, n)``; the gap is exact for close pairs."""
+def _gap_ratio(w: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d, d / lo)`` with ``d = |λi − λj|`` (exact for close pairs), ``lo = min(λi, λj) > 0``.
+
+    ``d / lo`` is formed as ``d · max(1/λi, 1/λj)`` (a broadcast max and an in-place product
+    instead of a full-size division; one extra rounding).
+    """
     a, b = _pairs(w)
-    return (a - b).abs_(), torch.minimum(a, b)
+    ra, rb = _pairs(torch.reciprocal(w))
+    d = (a - b).abs_()
+    return d, torch.maximum(ra, rb).mul_(d)
 
 
 def _patch_ties(f1: Tensor, w: Tensor, fp: Tensor) -> Tensor:
@@ -126,8 +132,8 @@ class Log(SpectralFn):
         return -1.0 / (w * w)
 
     def first_divided_difference(self, w: Tensor, thr: float) -> Tensor:
-        d, lo = _gap_lo(w)
-        f1 = torch.div(d, lo).log1p_().div_(d)
+        d, x = _gap_ratio(w)
+        f1 = x.log1p_().div_(d)
         return _patch_ties(f1, w, self.deriv(w))
 
 
@@ -203,10 +209,10 @@ class Power(SpectralFn):
         if t == 2.0:
             return a + b
         # lo^t ((hi/lo)^t − 1)/d with (hi/lo)^t − 1 = expm1(t log1p(d/lo))
-        d, lo = _gap_lo(w)
+        d, x = _gap_ratio(w)
         fa, fb = _pairs(self.value(w))
         lo_t = torch.minimum(fa, fb) if t > 0 else torch.maximum(fa, fb)
-        f1 = torch.div(d, lo).log1p_().mul_(t).expm1_().div_(d).mul_(lo_t)
+        f1 = x.log1p_().mul_(t).expm1_().div_(d).mul_(lo_t)
         return _patch_ties(f1, w, self.deriv(w))
 
 
