@@ -2,6 +2,7 @@
 
 from .adam import RiemannianAdam
 from .conjugate_gradient import ConjugateGradient
+from .interop import from_geoopt, to_geoopt, to_pymanopt
 from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
 from .parameter import ManifoldParameter, manifold_of, manifold_param_groups
 from .problem import Problem
@@ -24,4 +25,7 @@ __all__ = [
     "TrustRegions",
     "BackTrackingLineSearch",
     "AdaptiveLineSearch",
+    "to_geoopt",
+    "from_geoopt",
+    "to_pymanopt",
 ]
