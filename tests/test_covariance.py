@@ -113,3 +113,19 @@ def test_sklearn_api_checks():
         c = clone(est)
         assert c.get_params() == est.get_params() and c is not est
         assert pickle.loads(pickle.dumps(est)).get_params() == est.get_params()
+
+
+def test_import_without_sklearn_and_clear_error():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import riemlearn.stats as s\n"
+        "X, _ = s.make_eeg(4, 3, 64, random_state=0)\n"
+        "assert s.covariances(X, 'oas').shape == (4, 3, 3)\n"
+        "try:\n    s.MDM()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install" in out.stdout and "scikit-learn" in out.stdout
