@@ -309,3 +309,11 @@ def test_cuda_matches_cpu(gen):
         assert y.device.type == "cuda" and torch.isfinite(gx).all()
         assert torch.allclose(y.cpu(), ref_y, atol=1e-12)
         assert torch.allclose(gx.cpu(), ref_g, atol=1e-12)
+
+
+def test_eigvalsh_matches_known_spectrum(gen):
+    q = _orth(4, gen)
+    lam = torch.tensor([0.5, 1.0, 1.0, 7.0], dtype=F64)
+    x = (q @ torch.diag(lam) @ q.T).expand(2, 4, 4)
+    assert torch.allclose(spectral.eigvalsh(x), lam.expand(2, 4), atol=1e-13)
+    assert spectral.eigvalsh(torch.zeros(0, 4, 4)).shape == (0, 4)
