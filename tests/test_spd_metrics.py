@@ -107,6 +107,28 @@ def test_finite_gradients_at_ties(metric):
         assert torch.autograd.gradcheck(lambda x, y: m.exp(x, 0.3 * (y - x)), (x, y), atol=1e-6)
 
 
+@pytest.mark.parametrize("metric", METRICS[:6], ids=ids[:6])
+def test_double_backward_at_ties(metric):
+    """Hessian-vector products of d²(x, y) by double backward: finite and equal to finite
+    differences of the gradient, at the identity and at repeated eigenvalues."""
+    m = SPD(3, metric)
+    pts = _tied_points()
+    u = torch.eye(3, dtype=F64) + 0.1
+    for (_, x0), (_, y0) in zip(pts, pts[1:] + pts[:1], strict=True):
+
+        def grad(x, y0=y0):
+            x = x.clone().requires_grad_(True)
+            (gx,) = torch.autograd.grad(m.dist(x, y0) ** 2, x, create_graph=True)
+            return x, gx
+
+        x, gx = grad(x0)
+        (hv,) = torch.autograd.grad((gx * u).sum(), x)
+        assert torch.isfinite(hv).all()
+        e = 1e-5
+        fd = (grad(x0 + e * u)[1] - grad(x0 - e * u)[1]) / (2 * e)
+        assert torch.allclose(hv, fd, atol=1e-6), float((hv - fd).abs().max())
+
+
 def test_power_deformation_limits(gen):
     m = SPD(3)
     x = m.random_point(4, generator=gen, dtype=F64)
