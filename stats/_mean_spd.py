@@ -32,7 +32,7 @@ from ..manifolds.spectral import eigh, logm, sqrtm, sqrtm_invsqrtm, sym
 from ..manifolds.spectral_fns import Log
 from ..manifolds.tolerance import eps, tie_threshold
 
-__all__ = ["le_mean", "lc_mean", "AIMState", "aim_mean", "aim_adjoint", "bw_mean", "bw_grad_norm"]
+__all__ = ["le_mean", "lc_mean", "AIMState", "ah_init", "aim_mean", "aim_adjoint", "bw_mean", "bw_grad_norm"]
 
 
 def _wsum(w: Tensor, x: Tensor) -> Tensor:
@@ -64,46 +64,77 @@ class AIMState:
 
     c: Tensor  # (G, n, n), M = C Cᵀ
     ci: Tensor  # (G, n, n), C⁻¹
-    lam: Tensor  # (G, N, n) eigenvalues of Yᵢ
-    vec: Tensor  # (G, N, n, n) eigenvectors of Yᵢ
+    lam: Tensor | None  # (G, N, n) eigenvalues of Yᵢ (None: recompute from x, w)
+    vec: Tensor | None  # (G, N, n, n) eigenvectors of Yᵢ
+    x: Tensor | None = None
+    w: Tensor | None = None
+
+    def eigenpairs(self) -> tuple[Tensor, Tensor]:
+        if self.lam is None:
+            _, _, _, self.lam, self.vec = _whitened_pass(self.x, self.w, self.ci)
+            self.x = self.w = None
+        return self.lam, self.vec
+
+
+def _congruence(ci: Tensor, x: Tensor) -> Tensor:
+    """``C⁻¹ Xᵢ C⁻ᵀ`` for ``ci (G, n, n)``, ``x (G, N, n, n)``, as two tall GEMMs per group."""
+    g, n_pts, n, _ = x.shape
+    z = (x.reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)  # Xᵢ C⁻ᵀ
+    y = (z.mT.contiguous().reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)
+    return y  # (Xᵢ C⁻ᵀ)ᵀ C⁻ᵀ = C⁻¹ Xᵢ C⁻ᵀ
+
+
+def _stack_cols(v: Tensor) -> Tensor:
+    """``(G, N, n, n) → (G, n, N·n)``: ``[V₁ V₂ … V_N]`` side by side (for Σᵢ Aᵢ Vᵢᵀ as one GEMM)."""
+    g, n_pts, n, _ = v.shape
+    return v.permute(0, 2, 1, 3).reshape(g, n, n_pts * n)
 
 
 def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Eigen-decompose ``Yᵢ = C⁻¹ Xᵢ C⁻ᵀ``; return cost, gradient ``G``, ``log λ``, ``λ``, ``V``."""
-    y = ci.unsqueeze(-3) @ x @ ci.mT.unsqueeze(-3)
-    lam, v = eigh(sym(y))
+    lam, v = eigh(_congruence(ci, x))
     lam = lam.clamp_min(torch.finfo(lam.dtype).tiny)
     ll = torch.log(lam)
     cost = 0.5 * (w * (ll * ll).sum(-1)).sum(-1)
-    grad = ((v * (w[..., None] * ll).unsqueeze(-2)) @ v.mT).sum(-3)
+    vs = _stack_cols(v)
+    wl = (w[..., None] * ll).reshape(ll.shape[0], 1, -1)
+    grad = (vs * wl) @ vs.mT
     return cost, sym(grad), ll, lam, v
 
 
 def _coth_weights(ll: Tensor, w: Tensor) -> Tensor:
     """``wᵢ · δ coth δ`` with ``δ = (l_j − l_k)/2``; shape (G, N, n, n)."""
     d = (ll.unsqueeze(-1) - ll.unsqueeze(-2)) * 0.5
-    small = d.abs() < 1e-4
-    ds = torch.where(small, torch.ones_like(d), d)
-    g = torch.where(small, 1.0 + d * d / 3.0, ds / torch.tanh(ds))
-    return w[..., None, None] * g
+    g = torch.where(d.abs() < 1e-4, 1.0 + d * d / 3.0, d / torch.tanh(d))
+    return g.mul_(w[..., None, None])
 
 
-def _hess_apply(h: Tensor, v: Tensor, gw: Tensor) -> Tensor:
-    """``Σ wᵢ Vᵢ (gᵢ ∘ Vᵢᵀ H Vᵢ) Vᵢᵀ`` for ``H (G, n, n)``."""
-    ht = v.mT @ h.unsqueeze(-3) @ v
-    return sym((v @ (gw * ht) @ v.mT).sum(-3))
+class _Hessian:
+    """``H ↦ Σ wᵢ Vᵢ (gᵢ ∘ Vᵢᵀ H Vᵢ) Vᵢᵀ`` for ``H (G, n, n)`` (tall GEMMs where possible)."""
+
+    def __init__(self, v: Tensor, gw: Tensor) -> None:
+        g, n_pts, n, _ = v.shape
+        self.v, self.gw = v, gw
+        self.vt = v.mT.contiguous().reshape(g, n_pts * n, n)
+        self.vs = _stack_cols(v)
+
+    def __call__(self, h: Tensor) -> Tensor:
+        g, n_pts, n, _ = self.v.shape
+        ht = (self.vt @ h).reshape(g, n_pts, n, n) @ self.v  # Vᵢᵀ H Vᵢ
+        q = self.v @ (self.gw * ht)
+        return sym(_stack_cols(q) @ self.vs.mT)
 
 
-def _cg(apply, b: Tensor, rtol: Tensor, maxiter: int) -> Tensor:
-    """Batched conjugate gradient for SPD ``apply`` (Frobenius inner product), per-group ``rtol``."""
-    xk = torch.zeros_like(b)
-    r = b.clone()
+def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None) -> Tensor:
+    """Batched conjugate gradient for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``."""
+    xk = torch.zeros_like(b) if x0 is None else x0
+    r = b.clone() if x0 is None else b - apply(x0)
     p = r.clone()
     rs = (r * r).sum((-2, -1))
-    stop = rs * rtol**2
+    stop2 = stop * stop
     tiny = torch.finfo(b.dtype).tiny
     for _ in range(maxiter):
-        active = rs > stop
+        active = rs > stop2
         if not bool(active.any()):
             break
         ap = apply(p)
@@ -117,9 +148,53 @@ def _cg(apply, b: Tensor, rtol: Tensor, maxiter: int) -> Tensor:
     return xk
 
 
-def _move(c: Tensor, ci: Tensor, d: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """Frame of ``M' = C exp(t D) Cᵀ``: ``C' = C U e^{tμ/2}``, ``C'⁻¹ = e^{-tμ/2} Uᵀ C⁻¹``."""
-    mu, u = eigh(sym(d))
+def ah_init(x: Tensor, w: Tensor) -> Tensor:
+    """``A # H``: geometric mean of the arithmetic and harmonic means (cheap AIM initializer).
+
+    Both bracket the affine-invariant mean (``H ≤ G ≤ A``) and their geometric mean matches it
+    to second order in the spread (exactly for two commuting points). Costs one Cholesky
+    inverse per matrix. Raises ``ValueError`` if a point is not positive definite.
+    """
+    chol, info = torch.linalg.cholesky_ex(sym(x))
+    if bool((info > 0).any()):
+        idx = tuple(int(i) for i in torch.nonzero(info > 0)[0])
+        raise ValueError(f"points are not positive definite (Cholesky fails at group/point index {idx})")
+    a = _wsum(w, x)
+    h = torch.linalg.inv(_wsum(w, torch.cholesky_inverse(chol)))
+    ra, ria = sqrtm_invsqrtm(a)
+    return sym(ra @ sqrtm(sym(ria @ h @ ria)) @ ra)
+
+
+def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
+                    ) -> tuple[Tensor, Tensor]:
+    """Gradient norm after the move ``M' = C e^{D} Cᵀ`` from the eigenpairs at ``M`` (no ``eigh``).
+
+    ``Y'ᵢ ≅ P Yᵢ P`` with ``P = e^{-D/2}``; in the eigenbasis of ``Yᵢ``, ``Λ + Δ̂`` with
+    ``Δ̂ = Q Λ Q − Λ``, ``Q = Vᵀ P V``. First order: ``log(Λ + Δ̂) ≈ log Λ + L¹ ∘ Δ̂`` (``L¹`` the
+    divided differences of log). Returns the estimate and a bound on the neglected second-order
+    term ``Σ wᵢ ‖Δ̂ᵢ‖² / (λ_min − ‖Δ̂ᵢ‖)²``.
+    """
+    g, n_pts, n, _ = v.shape
+    p = (u * torch.exp(-0.5 * mu).unsqueeze(-2)) @ u.mT
+    vt = v.mT.contiguous().reshape(g, n_pts * n, n)
+    q = (vt @ p).reshape(g, n_pts, n, n) @ v
+    delta = (q * lam.unsqueeze(-2)) @ q - torch.diag_embed(lam)
+    l1 = Log().first_divided_difference(lam, tie_threshold(lam.dtype))
+    inner = l1 * delta + torch.diag_embed(ll)
+    q2 = v @ (inner * w[..., None, None])
+    grad = sym(_stack_cols(q2) @ _stack_cols(v).mT)
+    dn = delta.norm(dim=(-2, -1))
+    lmin = lam[..., 0]
+    gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
+    err = torch.where(dn < 0.5 * lmin, dn * dn / (gap * gap), torch.full_like(dn, float("inf")))
+    return grad, (w * err).sum(-1)
+
+
+def _move(c: Tensor, ci: Tensor, mu: Tensor, u: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Frame of ``M' = C exp(t D) Cᵀ``, ``D = U diag(μ) Uᵀ``.
+
+    ``C' = C U e^{tμ/2}`` and ``C'⁻¹ = e^{-tμ/2} Uᵀ C⁻¹`` (no square root of ``M`` needed).
+    """
     e = torch.exp(0.5 * t[..., None] * mu)
     return (c @ u) * e.unsqueeze(-2), (u.mT @ ci) / e.unsqueeze(-1)
 
@@ -149,18 +224,35 @@ def aim_mean(
         return out.clamp_min(0).sqrt() * norm_scale
 
     gn = gnorm(grad)
+    stale = False
     for _ in range(max_iter):
         active = gn > tol
         if not bool(active.any()):
             break
-        gw = _coth_weights(ll, w)
-        rtol = torch.clamp(gn / norm_scale, max=0.5)
-        d = _cg(lambda h, v=v, gw=gw: _hess_apply(h, v, gw), grad, rtol, maxiter=50)
+        # Inexact Newton: residual <= min(0.5, ‖G‖)·‖G‖ (superlinear), but never below what
+        # the tolerance needs; CG starts from the unit gradient step.
+        g0 = gn / norm_scale
+        stop = torch.maximum(torch.clamp(g0, max=0.5) * g0, torch.full_like(g0, 0.1 * tol / norm_scale))
+        d = _cg(_Hessian(v, _coth_weights(ll, w)), grad, stop, maxiter=50, x0=grad)
         d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
+        mu, u = eigh(sym(d))
         t = torch.ones_like(gn)
+        iters = iters + active.long()
+        # Final step: when the Newton step is tiny, the gradient at the new point follows from
+        # the current eigenpairs to first order; accept it (no eigh) if estimate + bound <= tol.
+        small_step = bool((mu.abs().amax(-1) <= 1e-4).all())
+        if small_step:
+            est, err = _perturbed_grad(v, lam, ll, w, mu, u)
+            gn_est = gnorm(est)
+            done = (gn_est + err * norm_scale <= tol) | ~active
+        if small_step and bool(done.all()):
+            c, ci = _move(c, ci, mu, u, torch.where(active, t, torch.zeros_like(t)))
+            gn = torch.where(active, gn_est, gn)
+            stale = True
+            break
         for _bt in range(40):
-            c2, ci2 = _move(c, ci, d, t)
+            c2, ci2 = _move(c, ci, mu, u, t)
             cost2, grad2, ll2, lam2, v2 = _whitened_pass(x, w, ci2)
             ok = cost2 <= cost - 1e-4 * t * slope
             # Below round-off of the cost, Armijo cannot decide: accept a step that lowers ‖G‖.
@@ -170,9 +262,10 @@ def aim_mean(
                 break
             t = torch.where(ok, t, 0.5 * t)
         c, ci, cost, grad, ll, lam, v = c2, ci2, cost2, grad2, ll2, lam2, v2
-        iters = iters + active.long()
         gn = gnorm(grad)
     mean = sym(c @ c.mT)
+    if stale:  # eigenpairs belong to the previous iterate: recompute them lazily for a backward
+        return mean, iters, gn, gn <= tol, AIMState(c, ci, None, None, x, w)
     return mean, iters, gn, gn <= tol, AIMState(c, ci, lam, v)
 
 
@@ -184,13 +277,13 @@ def aim_adjoint(state: AIMState, x: Tensor, w: Tensor, gbar: Tensor, need_x: boo
     ``dH = Hess⁻¹ Σ wᵢ Dlog(Yᵢ)[C⁻¹ dXᵢ C⁻ᵀ] + Hess⁻¹ Σ dwᵢ log Yᵢ``. The adjoint solves
     ``Hess λ = sym(Cᵀ Ḡ C)`` once, then ``X̄ᵢ = wᵢ C⁻ᵀ Dlog(Yᵢ)[λ] C⁻¹``, ``w̄ᵢ = ⟨λ, log Yᵢ⟩``.
     """
-    c, ci, lam, v = state.c, state.ci, state.lam, state.vec
+    c, ci = state.c, state.ci
+    lam, v = state.eigenpairs()
     ll = torch.log(lam)
     rhs = sym(c.mT @ gbar @ c)
     gw = _coth_weights(ll, w)
-    lamb = _cg(lambda h: _hess_apply(h, v, gw), rhs,
-               torch.full(rhs.shape[:-2], 1e3 * eps(rhs.dtype), dtype=rhs.dtype, device=rhs.device),
-               maxiter=200)
+    stop = 1e3 * eps(rhs.dtype) * rhs.norm(dim=(-2, -1))
+    lamb = _cg(_Hessian(v, gw), rhs, stop, maxiter=200)
     lt = v.mT @ lamb.unsqueeze(-3) @ v  # λ in each eigenbasis (G, N, n, n)
     gx = gw_out = None
     if need_x:

@@ -173,7 +173,7 @@ def _spd_mean(kind: str, metric: Any, x: Tensor, w: Tensor, init: Tensor | None,
         grad = _needs_grad(x, w)
         xd, wd = x.detach(), w.detach()
         if init is None:
-            init = _spd_init(xd, wd)
+            init = _spd.ah_init(xd, wd) if kind == "ai" else _spd_init(xd, wd)
         init = init.detach().expand(groups + x.shape[-2:])
         if kind == "ai":
             ab = (float(getattr(metric, "alpha", 1.0)), float(getattr(metric, "beta", 0.0)))
