@@ -10,9 +10,10 @@ Distances use ``d(x, y) = arcosh(1 + δ)/√c``, ``δ = 2c‖x − y‖² / (A(x
 transformations (:func:`~riemlearn.manifolds.mobius.one_minus_cnorm2`), so ``A`` is right to a
 few ulps *of itself* even at ``‖x‖ = 1 − 1e-15``. Nothing is clamped: against an 80-digit mpmath
 evaluation on the stored float64 coordinates, ``d(0, x)``, ``d(x, y)`` for far pairs and for
-pairs at distance 1 are within **3e-16 relative** for ``‖x‖ = 1 − 10^-k``, k = 3 … 15 (the
-textbook ``1 − c‖x‖²`` would give 2.6e-7 at distance 26 and 1e-3 at 35; geoopt's clamp makes a
-distance-1 pair read 0.016 too short at k = 7 and ~100 % wrong from k = 9). The logarithm takes
+pairs at distance 1 are within **3e-16 relative** for ``‖x‖ = 1 − 10^-k`` up to k = 10
+(distance 24 from the origin), 1e-12 at k = 13 (d = 31) and 2e-9 at k = 15 (d = 35) (the
+textbook ``1 − c‖x‖²`` gives 2.6e-7 at distance 26 and 1e-3 at 35; geoopt's clamp makes a
+distance-1 pair read 2 % short at k = 7 and ~100 % wrong from k = 9). The logarithm takes
 its length from this distance and its direction from ``A(x)(y − x) − c‖x − y‖² x``.
 
 Representational capacity (measured, see ``tests/test_hyperbolic_boundary.py``): the farthest
@@ -257,7 +258,7 @@ class PoincareBall(Manifold):
     -----
     Capacity (distance from the origin of the farthest representable point): 37.43/√c in
     float64, 17.33/√c in float32; ``exp``/``⊙``/``⊗`` outputs stop at 36.74/√c and 16.64/√c.
-    Distances are exact to ~1e-16 relative up to there (mpmath-checked).
+    Distances are exact to ~1e-16 relative up to distance 24, 2e-9 at 35 (mpmath-checked).
     See the module docstring for the numerics. Membership is strict (``c‖x‖² < 1`` as computed);
     ``atol`` is ignored for points.
 
