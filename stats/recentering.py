@@ -35,14 +35,18 @@ from .tangent_space import _compute_dtype, fast_path, spd_manifold
 __all__ = ["recenter", "Recenter"]
 
 
-def recenter(C: Tensor, mean: Tensor, metric: str | Metric = "affine_invariant") -> Tensor:
+def recenter(
+    C: Tensor, mean: Tensor, metric: str | Metric = "affine_invariant", index: Tensor | None = None
+) -> Tensor:
     """Transport SPD matrices so that ``mean`` goes to the identity.
 
     Parameters
     ----------
     C : Tensor, shape (*batch, n, n)
-    mean : Tensor, shape (n, n) or broadcastable to (*batch, n, n)
+    mean : Tensor, shape (n, n) or broadcastable to (*batch, n, n); with ``index``: (L, n, n)
     metric : str or Metric
+    index : Tensor (long), shape (*batch,), optional
+        Which of the ``L`` means each matrix uses (each mean's square roots are computed once).
 
     Returns
     -------
@@ -62,12 +66,15 @@ def recenter(C: Tensor, mean: Tensor, metric: str | Metric = "affine_invariant")
     dt = C.dtype
     cdt = _compute_dtype(m, dt)
     Cc, Mc = C.to(cdt), mean.to(cdt)
+    pick = (lambda t: t[index.to(t.device)]) if index is not None else (lambda t: t)
     if kind == "ai":
         _, isq = sqrtm_invsqrtm(Mc)
+        isq = pick(isq)
         out = sym(isq @ Cc @ isq)
     elif kind == "le":
-        out = expm(logm(Cc) - logm(Mc))
+        out = expm(logm(Cc) - pick(logm(Mc)))
     else:
+        Mc = pick(Mc)
         shape = torch.broadcast_shapes(Cc.shape, Mc.shape)
         eye = torch.eye(C.shape[-1], dtype=cdt, device=C.device).expand(shape)
         Me = Mc.expand(shape)
@@ -138,7 +145,7 @@ class Recenter(TransformerMixin, BaseEstimator):
         means = class_means(C, gidx, n_dom, manifold, w)
         if not self.rescale:
             return means, C.new_ones(n_dom)
-        disp = _dispersion(recenter(C, means[gidx.to(C.device)], manifold.metric), manifold.metric)
+        disp = _dispersion(recenter(C, means, manifold.metric, index=gidx), manifold.metric)
         onehot = torch.nn.functional.one_hot(gidx.to(C.device), n_dom).to(C.dtype)
         ww = onehot if w is None else onehot * w[:, None]
         mean_disp = (ww * disp[:, None]).sum(0) / ww.sum(0)
@@ -166,8 +173,8 @@ class Recenter(TransformerMixin, BaseEstimator):
         fitted_means = torch.as_tensor(self.means_).to(dtype=C.dtype, device=C.device)
         fitted_scales = torch.as_tensor(self.scales_).to(dtype=C.dtype, device=C.device)
         if groups is None and self.domains_ is None:
-            means = fitted_means[0].expand_as(C)
-            scales = fitted_scales[0].expand(C.shape[0])
+            means, scales = fitted_means[:1], fitted_scales[:1]
+            g = torch.zeros(C.shape[0], dtype=torch.long, device=C.device)
         else:
             labels, gidx = _encode_groups(groups, C.shape[0])
             known = self.domains_ if self.domains_ is not None else np.array([])
@@ -187,10 +194,10 @@ class Recenter(TransformerMixin, BaseEstimator):
                 j = int(np.nonzero(known == labels[k])[0][0])
                 dm[k], ds[k] = fitted_means[j], fitted_scales[j]
             g = gidx.to(C.device)
-            means, scales = dm[g], ds[g]
-        out = recenter(C, means, manifold.metric)
+            means, scales = dm, ds
+        out = recenter(C, means, manifold.metric, index=g)
         if self.rescale:
-            out = _stretch(out, scales, manifold.metric)
+            out = _stretch(out, scales[g], manifold.metric)
         return to_output(out, was_numpy)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None, groups: Any = None) -> Any:

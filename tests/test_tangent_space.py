@@ -112,3 +112,15 @@ def test_recenter_log_euclidean_function(covs):
     t = torch.from_numpy(C)
     out = recenter(t, t[0], "log_euclidean")
     torch.testing.assert_close(out[0], torch.eye(4, dtype=t.dtype))
+
+
+def test_recenter_in_a_pipeline_with_groups():
+    from riemlearn.stats import MDM
+    from sklearn.pipeline import Pipeline
+
+    X, y = make_eeg(80, 4, 128, 2, random_state=0, class_sep=1.0, as_numpy=True)
+    g = np.repeat([0, 1], 40)
+    X[g == 1] *= np.array([1.0, 2.0, 3.0, 0.5])[None, :, None]  # second session: gain drift
+    pipe = Pipeline([("cov", Covariances("oas")), ("recenter", Recenter()), ("mdm", MDM())])
+    pipe.fit(X[:60], y[:60], recenter__groups=g[:60])  # session 0 and part of session 1
+    assert pipe.score(X[60:], y[60:]) > 0.7  # the rest of session 1 as one new domain
