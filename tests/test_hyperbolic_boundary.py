@@ -179,3 +179,27 @@ def test_lorentz_far_points_vs_mpmath(gen):
     assert torch.isfinite(big).all()
     tmax = 0.5 * math.log(torch.finfo(D).max) - 1
     torch.testing.assert_close(L.dist(o, big, 1.0), torch.full((2,), tmax, dtype=D))
+
+
+def test_poincare_float32_distances_vs_mpmath(gen):
+    """float32 points at ‖x‖ = 1 − 10^-k up to the float32 capacity: a few ulps of float32."""
+    for k in (2, 4, 6, 7):
+        x = (_dirs(10, 3, gen) * (1 - 10.0**-k)).float()
+        y = (_dirs(10, 3, gen) * (1 - 10.0**-k)).float()
+        keep = (x.double() ** 2).sum(-1) < 1  # rounding to float32 may land on/outside the ball
+        x, y = x[keep], y[keep]
+        for a, b in ((torch.zeros_like(x), x), (x, y)):
+            ours = P.dist(a, b, 1.0)
+            assert ours.dtype == torch.float32 and torch.isfinite(ours).all()
+            ref = torch.tensor([_mp_ball_dist(p, q) for p, q in zip(a, b, strict=True)], dtype=D)
+            assert float(((ours.double() - ref).abs() / ref).max()) <= 3e-7, k
+
+
+def test_perpendicular_pair_at_one_minus_1e7():
+    """The configuration where geoopt's clamp reads 16.81 instead of 32.93 (48.9 % short)."""
+    r = 1 - 1e-7
+    x, y = torch.tensor([r, 0.0], dtype=D), torch.tensor([0.0, r], dtype=D)
+    ref = _mp_ball_dist(x.tolist(), y.tolist())
+    assert abs(ref - 32.929338) < 1e-5
+    assert abs(float(P.dist(x, y, 1.0)) - ref) <= 1e-14 * ref
+    assert abs(float(PoincareBall(1.0).norm(x, P.log(x, y, 1.0))) - ref) <= 1e-13 * ref
