@@ -3,6 +3,7 @@
 from .adam import RiemannianAdam
 from .conjugate_gradient import ConjugateGradient
 from .interop import from_geoopt, to_geoopt, to_pymanopt
+from .lbfgs import LBFGS
 from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
 from .parameter import ManifoldParameter, manifold_of, manifold_param_groups
 from .problem import Problem
@@ -23,6 +24,7 @@ __all__ = [
     "SteepestDescent",
     "ConjugateGradient",
     "TrustRegions",
+    "LBFGS",
     "BackTrackingLineSearch",
     "AdaptiveLineSearch",
     "to_geoopt",

@@ -8,6 +8,7 @@ import pytest
 import torch
 from riemlearn.manifolds import SPD, Grassmann, Sphere, Stiefel
 from riemlearn.optim import (
+    LBFGS,
     ConjugateGradient,
     ManifoldParameter,
     Problem,
@@ -37,8 +38,9 @@ def test_grassmann_dominant_subspace(solver, gen):
     torch.testing.assert_close(res.point @ res.point.T, v @ v.T, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("solver", [TrustRegions(), ConjugateGradient(beta_rule="PR+", max_iterations=3000)],
-                         ids=["tr", "cg"])
+@pytest.mark.parametrize("solver", [TrustRegions(), ConjugateGradient(beta_rule="PR+", max_iterations=3000),
+                                    LBFGS(max_iterations=3000)],
+                         ids=["tr", "cg", "lbfgs"])
 def test_stiefel_brockett(solver, gen):
     n, p = 12, 4
     a = _sym(gen, n)
@@ -54,8 +56,9 @@ def test_stiefel_brockett(solver, gen):
 
 
 @pytest.mark.parametrize("solver,tol", [(TrustRegions(min_grad_norm=1e-10), 1e-9),
-                                        (ConjugateGradient(), 1e-4), (SteepestDescent(), 1e-4)],
-                         ids=["tr", "cg", "sd"])
+                                        (ConjugateGradient(), 1e-4), (SteepestDescent(), 1e-4),
+                                        (LBFGS(), 1e-4)],
+                         ids=["tr", "cg", "sd", "lbfgs"])
 def test_batched_procrustes(solver, tol, gen):
     b, n, p = 200, 5, 3
     c = torch.randn(b, n, p, generator=gen, dtype=D)

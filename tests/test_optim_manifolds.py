@@ -6,6 +6,7 @@ import pytest
 import torch
 from axioms.cases import CASES
 from riemlearn.optim import (
+    LBFGS,
     ConjugateGradient,
     ManifoldParameter,
     Problem,
@@ -56,7 +57,8 @@ def test_stochastic_optimizers_stay_on_manifold(case, opt):
 @params
 @pytest.mark.parametrize("solver", [SteepestDescent(max_iterations=15),
                                     ConjugateGradient(max_iterations=15),
-                                    TrustRegions(max_iterations=6)], ids=["sd", "cg", "tr"])
+                                    TrustRegions(max_iterations=6), LBFGS(max_iterations=15)],
+                         ids=["sd", "cg", "tr", "lbfgs"])
 def test_solvers_stay_on_manifold(case, solver):
     m, x, cost = _setup(case)
     res = solver.solve(Problem(m, cost), x)

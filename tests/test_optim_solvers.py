@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from riemlearn.manifolds import Euclidean
-from riemlearn.optim import ConjugateGradient, Problem, SteepestDescent, TrustRegions
+from riemlearn.optim import LBFGS, ConjugateGradient, Problem, SteepestDescent, TrustRegions
 
 D = torch.float64
 
@@ -27,8 +27,11 @@ SOLVERS = [
     *[ConjugateGradient(beta_rule=r) for r in ("FR", "PR+", "HS", "HZ", "DY", "LS")],
     ConjugateGradient(beta_rule="PR+", restart_every=3, orth_value=0.5),
     TrustRegions(),
+    LBFGS(),
+    LBFGS(memory=2),
 ]
-IDS = ["sd", "sd-adaptive", "cg-fr", "cg-pr", "cg-hs", "cg-hz", "cg-dy", "cg-ls", "cg-restart", "tr"]
+IDS = ["sd", "sd-adaptive", "cg-fr", "cg-pr", "cg-hs", "cg-hz", "cg-dy", "cg-ls", "cg-restart", "tr",
+       "lbfgs", "lbfgs-m2"]
 
 
 @pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
@@ -40,7 +43,8 @@ def test_euclidean_quadratic(solver, gen):
     assert res.grad_norm <= 1e-6 and len(res.log) == int(res.iterations) + 1
 
 
-@pytest.mark.parametrize("solver", [SOLVERS[0], SOLVERS[4], SOLVERS[-1]], ids=["sd", "cg", "tr"])
+@pytest.mark.parametrize("solver", [SOLVERS[0], SOLVERS[4], SOLVERS[9], SOLVERS[10]],
+                         ids=["sd", "cg", "tr", "lbfgs"])
 def test_batched_problems_match_individual_solves(solver, gen):
     a, b, cost = _quadratic(gen, batch=(6,))
     res = solver.solve(Problem(Euclidean(5), cost), torch.zeros(6, 5, dtype=D))
