@@ -22,6 +22,7 @@ from .spectral import Log, expm, logm, powm, sqrtm, sqrtm_invsqrtm, sym, sym_app
 __all__ = [
     "AffineInvariant",
     "whiten",
+    "chol_whiten",
     "FloorLog",
     "ai_exp",
     "ai_log",
@@ -68,6 +69,28 @@ def whiten(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return s, i, sym(i @ y @ i)
 
 
+def chol_whiten(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``(L, L⁻¹ y L⁻ᵀ)`` with ``x = L Lᵀ`` (Cholesky; no eigendecomposition).
+
+    Any factor ``x = F Fᵀ`` whitens equivalently: ``x^{1/2} f(x^{-1/2} y x^{-1/2}) x^{1/2} =
+    F f(F⁻¹ y F⁻ᵀ) Fᵀ`` for every spectral function ``f`` (``x^{1/2} = F Q`` with ``Q``
+    orthogonal), so exp, log, geodesics and transport use the Cholesky factor: a Cholesky
+    factorization and triangular solves instead of one ``eigh`` of ``x``.
+    """
+    c = torch.linalg.cholesky(sym(x))
+    return c, _congruence_inv(c, y)
+
+
+def _congruence_inv(c: Tensor, y: Tensor) -> Tensor:
+    """``L⁻¹ y L⁻ᵀ`` for lower-triangular ``L`` and symmetric ``y``."""
+    a = torch.linalg.solve_triangular(c, y, upper=False)
+    return sym(torch.linalg.solve_triangular(c, a.mT, upper=False))
+
+
+def _congruence(c: Tensor, z: Tensor) -> Tensor:
+    return sym(c @ z @ c.mT)
+
+
 def ai_inner(x: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """``tr(x⁻¹u x⁻¹v)`` through a Cholesky factor of ``x``; shape ``(*batch,)``."""
     c = torch.linalg.cholesky(sym(x))
@@ -81,15 +104,15 @@ def ai_inner(x: Tensor, u: Tensor, v: Tensor) -> Tensor:
 
 
 def ai_exp(x: Tensor, u: Tensor) -> Tensor:
-    """``Exp_x(u) = x^{1/2} expm(x^{-1/2} u x^{-1/2}) x^{1/2}``."""
-    s, i, w = whiten(x, u)
-    return sym(s @ expm(w) @ s)
+    """``Exp_x(u) = x^{1/2} expm(x^{-1/2} u x^{-1/2}) x^{1/2} = L expm(L⁻¹ u L⁻ᵀ) Lᵀ``."""
+    c, w = chol_whiten(x, u)
+    return _congruence(c, expm(w))
 
 
 def ai_log(x: Tensor, y: Tensor) -> Tensor:
-    """``Log_x(y) = x^{1/2} logm(x^{-1/2} y x^{-1/2}) x^{1/2}``."""
-    s, i, z = whiten(x, y)
-    return sym(s @ sym_apply(z, _FLOOR_LOG) @ s)
+    """``Log_x(y) = x^{1/2} logm(x^{-1/2} y x^{-1/2}) x^{1/2} = L logm(L⁻¹ y L⁻ᵀ) Lᵀ``."""
+    c, z = chol_whiten(x, y)
+    return _congruence(c, sym_apply(z, _FLOOR_LOG))
 
 
 def ai_dist(x: Tensor, y: Tensor, alpha: float = 1.0, beta: float = 0.0) -> Tensor:
@@ -134,9 +157,12 @@ def _logdet(x: Tensor) -> Tensor:
 
 def _dist_sq_grad(x: Tensor, y: Tensor) -> Tensor:
     """``∇_y ‖log(x^{-1/2} y x^{-1/2})‖² = 2 x^{-1/2} z⁻¹ log z x^{-1/2}`` (spectral functions)."""
-    _, i, z = whiten(x, y)
+    c, z = chol_whiten(x, y)
     lz, zi = sym_functions(z, ["log", "inv"])
-    return 2.0 * sym(i @ sym(lz @ zi) @ i)
+    # x^{-1/2} g(z) x^{-1/2} = L⁻ᵀ g(L⁻¹ y L⁻ᵀ) L⁻¹
+    ct = c.mT
+    b = torch.linalg.solve_triangular(ct, sym(lz @ zi), upper=True)
+    return 2.0 * sym(torch.linalg.solve_triangular(ct, b.mT, upper=True))
 
 
 class _AIDistSq(torch.autograd.Function):
@@ -162,19 +188,23 @@ class _AIDistSq(torch.autograd.Function):
 
 def ai_geodesic(x: Tensor, y: Tensor, t: Tensor | float) -> Tensor:
     """``x^{1/2} (x^{-1/2} y x^{-1/2})^t x^{1/2}``; ``t`` a float or ``(*batch, 1, 1)``."""
-    s, _, z = whiten(x, y)
+    c, z = chol_whiten(x, y)
     if isinstance(t, Tensor) and t.numel() != 1:
         zt = expm(t * sym_apply(z, _FLOOR_LOG))
     else:
         zt = powm(z, float(t))
-    return sym(s @ zt @ s)
+    return _congruence(c, zt)
 
 
 def ai_transport(x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-    """Parallel transport ``E v Eᵀ`` with ``E = (y x⁻¹)^{1/2} = x^{1/2} z^{1/2} x^{-1/2}``."""
-    s, i, z = whiten(x, y)
-    e = s @ sqrtm(z) @ i
-    return sym(e @ v @ e.mT)
+    """Parallel transport ``E v Eᵀ`` with ``E = (y x⁻¹)^{1/2} = x^{1/2} z^{1/2} x^{-1/2}``.
+
+    Computed as ``E = L r L⁻¹`` with ``r = (L⁻¹ y L⁻ᵀ)^{1/2}`` (``y x⁻¹`` is similar to
+    ``L⁻¹ y L⁻ᵀ`` through ``L``): ``E v Eᵀ = L r (L⁻¹ v L⁻ᵀ) r Lᵀ``.
+    """
+    c, z = chol_whiten(x, y)
+    r = sqrtm(z)
+    return _congruence(c, r @ _congruence_inv(c, v) @ r)
 
 
 def ai_retract(x: Tensor, u: Tensor) -> Tensor:
