@@ -39,8 +39,8 @@ def eegbci_paths(subject: int, runs: Sequence[int], data_dir: str | Path) -> lis
     """Paths of the EDF files of ``subject`` and ``runs`` under ``data_dir``.
 
     ``data_dir`` may be the folder holding ``S001/``, ``S002/`` ... (e.g. ``../shared/data/eegbci``),
-    a subject folder itself, or an MNE data root (``MNE-eegbci-data/files/eegmmidb/1.0.0``
-    below it).
+    its parent (``../shared/data``), a subject folder itself, or an MNE data root
+    (``MNE-eegbci-data/files/eegmmidb/1.0.0`` below it).
     """
     if isinstance(subject, bool) or not isinstance(subject, (int, np.integer)) or not 1 <= subject <= 109:
         raise ValueError(f"subject must be an integer in 1..109, got {subject!r}")
@@ -52,7 +52,8 @@ def eegbci_paths(subject: int, runs: Sequence[int], data_dir: str | Path) -> lis
             raise ValueError(f"runs must be integers in 1..14, got {r!r}")
     root = Path(data_dir)
     sub = f"S{int(subject):03d}"
-    candidates = [root / sub, root, root / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / sub]
+    candidates = [root / sub, root, root / "eegbci" / sub,
+                  root / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / sub]
     for folder in candidates:
         paths = [folder / f"{sub}R{int(r):02d}.edf" for r in runs]
         if all(p.is_file() for p in paths):
