@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import hyperbolic_conversions as conv
 from . import mobius
-from .base import Manifold, Metric, _check_shape_finite, as_shape, randn, safe_sqrt
+from .base import Manifold, Metric, as_shape, randn, safe_sqrt
 from .mobius import curvature
 from .poincare import arcosh1p
 
@@ -404,10 +404,6 @@ class Lorentz(Manifold):
             safe_sqrt(_sq(x[..., 1:])) * safe_sqrt(_sq(u[..., 1:]))
         ).squeeze(-1)
         return minkowski(x, u).abs() / scale.clamp_min(torch.finfo(x.dtype).tiny)
-
-    def check_point(self, x: Tensor, name: str = "x", atol: float | None = None) -> None:
-        _check_shape_finite(self, x, name)
-        super().check_point(x, name, atol)
 
     def random_point(self, *batch: int, generator=None, dtype=None, device=None) -> Tensor:
         """Wrapped normal at the origin with ``σ = 1/√n`` (mean squared distance 1)."""
