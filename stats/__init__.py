@@ -8,6 +8,7 @@ from .eegbci import load_eegbci
 
 # Fréchet means and statistics on manifolds
 from .frechet_mean import FrechetMeanInfo, frechet_mean
+from .kmeans import RiemannianKMeans
 from .median import geometric_median
 from .recentering import Recenter, recenter
 from .tangent import tangent_space, tangent_space_inverse, variance
