@@ -56,7 +56,8 @@ def _dphi_from_chol(c: Tensor, u: Tensor) -> Tensor:
 
 def _dphi_inv_from_chol(c: Tensor, z: Tensor) -> Tensor:
     x = _strict(z) + torch.diag_embed(_diag(c) * _diag(z))
-    return sym(c @ x.mT + x @ c.mT)
+    p = x @ c.mT
+    return p + p.mT
 
 
 def lc_dphi(x: Tensor, u: Tensor) -> Tensor:
@@ -128,9 +129,13 @@ class LogCholesky(SPDMetric):
         return cholesky_exp(phi + _dphi_from_chol(c, u))
 
     def _log1(self, x: Tensor, y: Tensor) -> Tensor:
+        # DΦ_x⁻¹[Φ(y) − Φ(x)] = P + Pᵀ, P = X Lᵀ, X = ⌊K − L⌋ + 𝔻(L) log(𝔻(K)/𝔻(L)).
         c = torch.linalg.cholesky(sym(x))
-        phi = _strict(c) + torch.diag_embed(torch.log(_diag(c)))
-        return _dphi_inv_from_chol(c, cholesky_log(y) - phi)
+        k = torch.linalg.cholesky(sym(y))
+        dc = _diag(c)
+        xx = _strict(k - c) + torch.diag_embed(dc * torch.log(_diag(k) / dc))
+        p = xx @ c.mT
+        return p + p.mT
 
     def _dist1(self, x: Tensor, y: Tensor) -> Tensor:
         return lc_dist(x, y)
