@@ -270,10 +270,12 @@ def bw_transport(x: Tensor, y: Tensor, v: Tensor, steps: int = DEFAULT_TRANSPORT
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     shape = torch.broadcast_shapes(x.shape, y.shape, v.shape)
-    x, y, v = x.expand(shape), y.expand(shape), v.expand(shape)
+    # Only x and y are broadcast against each other: transporting a batch of vectors between
+    # one pair of points costs the geodesic's eigendecompositions once.
+    x, y = torch.broadcast_tensors(x, y)
     if _commuting(x.detach(), y.detach()):
         if not (x.requires_grad or y.requires_grad) or not torch.is_grad_enabled():
-            return _transport_commuting(x, y, v)
+            return _transport_commuting(x, y, v).expand(shape)
     differentiable = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     a, ai, d = _transport_map_parts(x, y)
     k = sym(ai @ d @ ai)
@@ -319,7 +321,7 @@ def bw_transport(x: Tensor, y: Tensor, v: Tensor, steps: int = DEFAULT_TRANSPORT
     coarse = rk4(vb0, steps)
     vb = fine + (fine - coarse) / 15.0  # Richardson extrapolation of the O(h⁴) error
     out = vb @ (a + xi).mT
-    return out + out.mT
+    return (out + out.mT).expand(shape)
 
 
 def _lyap_fast(x: Tensor, v: Tensor) -> Tensor:

@@ -319,3 +319,12 @@ def test_batched_bw_dist_broadcasts(gen):
     x = _spd(gen, 3)
     y = _spd(gen)
     assert torch.allclose(bw_dist(x, y), torch.stack([bw_dist(xi, y) for xi in x]), atol=1e-12)
+
+
+def test_transport_broadcasts_one_pair_over_many_vectors(gen):
+    x, y, v = _spd(gen), _spd(gen), _symm(gen, 5)
+    many = BW.transport(x, y, v)
+    assert many.shape == (5, 4, 4)
+    expanded = BW.transport(x.expand(5, 4, 4), y.expand(5, 4, 4), v)
+    assert torch.allclose(many, expanded, atol=1e-12)
+    assert torch.allclose(BW.transport(x, y, v[2]), many[2], atol=1e-12)
