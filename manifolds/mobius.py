@@ -15,9 +15,10 @@ Numerics near the boundary (Mishne et al., ICML 2023) rest on three facts:
 * ``artanh(z) = ½ log1p(2z(1 + z) / A)`` with ``A = 1 − z²`` taken from the coordinates.
 
 Results that come out of a ``tanh`` (exp maps, scalar and matrix multiplication) are capped at
-radius ``(1 − ε)/√c`` (ε the machine epsilon of the dtype), the last radius at which every
-direction stays representable strictly inside; any result whose recomputed ``c‖y‖²`` still rounds
-to ``≥ 1`` is pulled back to radius ``√(1 − 4ε)/√c``. No other clamping is done, so nothing is
+radius ``(1 − 4ε)/√c`` (ε the machine epsilon of the dtype), and any result whose ``c‖y‖²``
+comes within ``4ε`` of 1 (or whose exact ``1 − c‖y‖²`` is ``≤ 0``) is pulled back to radius
+``√(1 − 8ε)/√c``: outputs then pass even a naive float check ``‖y‖√c < 1`` (a cap at
+``1 − ε`` left many capped outputs failing it). No other clamping is done, so nothing is
 shortened within the representational capacity (see :mod:`riemlearn.manifolds.poincare`).
 """
 
@@ -160,22 +161,27 @@ def _one_minus(x: Tensor, cc: Tensor) -> Tensor:
 
 
 def keep_inside(y: Tensor, c: Tensor | float) -> Tensor:
-    """Return ``y`` unchanged unless ``c‖y‖²`` rounds to ``≥ 1``; such rows go to radius
-    ``√(1 − 4ε)/√c`` along their direction. Only rounding at the last ulp ever triggers it."""
+    """Return ``y`` unchanged unless ``c‖y‖² ≥ 1 − 4ε`` (or ``1 − c‖y‖² ≤ 0`` exactly); such rows
+    go to radius ``√(1 − 8ε)/√c`` along their direction (within ~4 ulps of the boundary only)."""
     return _keep_inside(y, curvature(c, y))
+
+
+_CAP_ULPS = 4.0  # tanh outputs are capped at 1 − _CAP_ULPS·ε
+_GUARD_ULPS = 4.0  # keep_inside also rescales rows whose plain c‖y‖² ≥ 1 − _GUARD_ULPS·ε
 
 
 def _keep_inside(y: Tensor, cc: Tensor) -> Tensor:
     s = cc * _sq(y)
-    bad = _one_minus(y, cc) <= 0
-    target = 1 - 4 * _eps(y)
+    e = _eps(y)
+    bad = (_one_minus(y, cc) <= 0) | (s >= 1 - _GUARD_ULPS * e)
+    target = 1 - max(4.0, 2 * _GUARD_ULPS) * e
     scale = torch.sqrt(target / torch.where(bad, s, torch.ones_like(s)).clamp_min(target))
     return torch.where(bad, y * scale, y)
 
 
 def _cap(th: Tensor) -> Tensor:
-    """Cap a tanh value at ``±(1 − ε)`` (radius cap of every tanh-produced point)."""
-    r = 1 - _eps(th)
+    """Cap a tanh value at ``±(1 − 4ε)`` (radius cap of every tanh-produced point)."""
+    r = 1 - _CAP_ULPS * _eps(th)
     return th.clamp(-r, r)
 
 
@@ -196,7 +202,7 @@ def artanh_ratio(z: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
 def expmap0(u: Tensor, c: Tensor | float) -> Tensor:
     """Exponential map at the origin: ``exp_0(u) = tanh(√c‖u‖) u / (√c‖u‖)``, ``(*batch, n)``.
 
-    The tanh is capped at ``1 − ε`` so the result stays strictly inside; along a coordinate axis
+    The tanh is capped at ``1 − 4ε`` so the result stays strictly inside; along a coordinate axis
     the result radius is a monotone function of ``‖u‖``. Note ``‖u‖_0 = 2‖u‖`` (conformal factor
     2 at the origin), so ``dist(0, exp_0(u)) = 2‖u‖`` up to the capacity.
     """

@@ -20,7 +20,7 @@ Representational capacity (measured, see ``tests/test_hyperbolic_boundary.py``):
 point on a coordinate axis has ``√c x₁ = 1 − ε/2`` (the float just below 1), at distance
 ``log(4/ε − 1)/√c`` = **37.43** in float64, **17.33** in float32 (off-axis points can be a bit
 farther, since ``‖x‖²`` is summed exactly). Results of ``exp``, ``⊙``, ``⊗`` are capped at radius
-``(1 − ε)/√c``, i.e. at distance ``log(2/ε − 1)/√c`` = **36.74** (float64) / **16.64** (float32)
+``(1 − 4ε)/√c``, i.e. at distance ``log(1/(2ε) − 1)/√c`` = **35.35** (float64) / **15.25** (float32)
 (± ~1/√c from the rounding of ``1/√c``): past that an exponential map returns the capped point —
 finite, strictly inside, monotone in the length of the tangent vector, at the largest distance
 the dtype can hold in that direction. A point *stored* at ``‖x‖ = 1 − τ`` is itself uncertain by
@@ -257,7 +257,8 @@ class PoincareBall(Manifold):
     Notes
     -----
     Capacity (distance from the origin of the farthest representable point): 37.43/√c in
-    float64, 17.33/√c in float32; ``exp``/``⊙``/``⊗`` outputs stop at 36.74/√c and 16.64/√c.
+    float64, 17.33/√c in float32; ``exp``/``⊙``/``⊗`` outputs stop at 35.35/√c and 15.25/√c
+    (so that they pass even naive float checks ``‖x‖√c < 1``).
     Distances are exact to ~1e-16 relative up to distance 24, 2e-9 at 35 (mpmath-checked).
     See the module docstring for the numerics. Membership is strict (``c‖x‖² < 1`` as computed);
     ``atol`` is ignored for points.
@@ -298,7 +299,7 @@ class PoincareBall(Manifold):
         return self.n
 
     def project_point(self, x: Tensor) -> Tensor:
-        """Points inside are unchanged; points on/outside go to radius ``√(1 − 4ε)/√c``."""
+        """Points inside (``c‖x‖² < 1 − 4ε``) are unchanged; others go to radius ``√(1 − 8ε)/√c``."""
         return keep_inside(x, self.c)
 
     def project_tangent(self, x: Tensor, u: Tensor) -> Tensor:
