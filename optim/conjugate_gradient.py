@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .problem import Problem
+from .problem import Problem, sel
 from .result import OptimizeResult, Solver
 from .steepest_descent import make_line_search
 
@@ -85,9 +85,12 @@ class ConjugateGradient(Solver):
             df0 = geom.inner(x, g, d)
             bad = ~(df0 < 0)
             d = geom.where(bad, -g, d)
-            df0 = torch.where(bad, -gg, df0)
-            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act)
-            nf, ng = problem.cost_grad(newx)
+            df0 = sel(bad, -gg, df0)
+            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act, with_grad=True)
+            if ls.new_grad is not None:
+                nf, ng = newf, ls.new_grad
+            else:
+                nf, ng = problem.cost_grad(newx)
             ngg = geom.inner(newx, ng, ng)
             tg = m.transport(x, newx, g)
             td = m.transport(x, newx, d)
@@ -96,14 +99,14 @@ class ConjugateGradient(Solver):
             restart = orth | ~torch.isfinite(beta)
             if self.restart_every is not None and k % int(self.restart_every) == 0:
                 restart = torch.ones_like(restart)
-            beta = torch.where(restart, torch.zeros_like(beta), beta)
+            beta = sel(restart, torch.zeros_like(beta), beta)
             nd = -ng + geom.scale(beta, td)
             fold = f
             x = geom.where(act, newx, x)
-            f = torch.where(act, nf, f)
+            f = sel(act, nf, f)
             g = geom.where(act, ng, g)
             d = geom.where(act, nd, d)
-            gg = torch.where(act, ngg, gg)
+            gg = sel(act, ngg, gg)
             gn = gg.clamp_min(0).sqrt()
             done = self._check(k, f, gn, step, fold, beta=beta)
         return self._finish(x, f, gn)

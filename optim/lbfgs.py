@@ -104,8 +104,11 @@ class LBFGS(Solver):
                 rhos = [sel(bad, torch.zeros_like(r), r) for r in rhos]
             ls = first if not ss else unit
             ls.reset()
-            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act)
-            nf, ng = problem.cost_grad(newx)
+            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act, with_grad=True)
+            if ls.new_grad is not None:
+                nf, ng = newf, ls.new_grad
+            else:
+                nf, ng = problem.cost_grad(newx)
             moved = step > 0
             alpha = step / geom.norm(x, d).clamp_min(torch.finfo(x.dtype).tiny)
             s_new = m.transport(x, newx, geom.scale(alpha, d))

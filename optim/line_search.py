@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .problem import Geometry, Problem
+from .problem import Geometry, Problem, sel
 
 __all__ = ["BackTrackingLineSearch", "AdaptiveLineSearch"]
 
@@ -42,36 +42,47 @@ class BackTrackingLineSearch:
             return first
         alpha = self.optimism * 2 * (f0 - self._old_f0) / df0
         ok = torch.isfinite(alpha) & (alpha > 0)
-        return torch.where(ok, alpha, first)
+        return sel(ok, alpha, first)
 
     def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
         pass
 
     def search(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
-               df0: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Return ``(step norm, new point, new cost)`` per problem (inactive ones unchanged)."""
+               df0: Tensor, active: Tensor, with_grad: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(step norm, new point, new cost)`` per problem (inactive ones unchanged).
+
+        With ``with_grad`` the first trial point is evaluated with its gradient; if every
+        active problem accepts it, that gradient is left in ``self.new_grad`` (else ``None``),
+        saving the caller one cost evaluation per iteration.
+        """
         m = problem.manifold
         norm_d = geom.norm(x, d)
         alpha = self._initial(f0, df0, norm_d)
-        alpha = torch.where(active & (norm_d > 0), alpha, torch.zeros_like(alpha))
+        alpha = sel(active & (norm_d > 0), alpha, torch.zeros_like(alpha))
         newx = m.retract(x, geom.scale(alpha, d))
-        newf = problem.cost(newx)
+        self.new_grad: Tensor | None = None
+        if with_grad:
+            newf, grad = problem.cost_grad(newx)
+        else:
+            newf, grad = problem.cost(newx), None
         count = torch.zeros_like(alpha, dtype=torch.long)
         for _ in range(self.max_iterations):
             bad = active & ~(newf <= f0 + self.sufficient_decrease * alpha * df0)
             if not bool(bad.any()):
                 break
-            alpha = torch.where(bad, alpha * self.contraction, alpha)
+            alpha = sel(bad, alpha * self.contraction, alpha)
             count = count + bad.long()
             tx = m.retract(x, geom.scale(alpha, d))
             tf = problem.cost(tx)
             newx = geom.where(bad, tx, newx)
-            newf = torch.where(bad, tf, newf)
+            newf = sel(bad, tf, newf)
         fail = ~(newf <= f0) | ~active
-        alpha = torch.where(fail, torch.zeros_like(alpha), alpha)
+        if grad is not None and not bool((active & ((count > 0) | fail)).any()):
+            self.new_grad = grad
+        alpha = sel(fail, torch.zeros_like(alpha), alpha)
         newx = geom.where(fail, x, newx)
-        newf = torch.where(fail, f0, newf)
-        self._old_f0 = f0.clone() if self._old_f0 is None else torch.where(active, f0, self._old_f0)
+        newf = sel(fail, f0, newf)
+        self._old_f0 = f0.clone() if self._old_f0 is None else sel(active, f0, self._old_f0)
         self._remember(alpha, count)
         return alpha * norm_d, newx, newf
 
@@ -97,11 +108,11 @@ class AdaptiveLineSearch(BackTrackingLineSearch):
         if self._old_alpha is None:
             return first
         ok = torch.isfinite(self._old_alpha) & (self._old_alpha > 0)
-        return torch.where(ok, self._old_alpha, first)
+        return sel(ok, self._old_alpha, first)
 
     def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
-        nxt = torch.where(contractions == 1, alpha, 2 * alpha)
+        nxt = sel(contractions == 1, alpha, 2 * alpha)
         if self._old_alpha is None:
             self._old_alpha = nxt
         else:
-            self._old_alpha = torch.where(alpha > 0, nxt, self._old_alpha)
+            self._old_alpha = sel(alpha > 0, nxt, self._old_alpha)

@@ -55,9 +55,12 @@ class SteepestDescent(Solver):
         while not done:
             k += 1
             act = self._active()
-            step, x, newf = ls.search(problem, geom, x, -g, f, -gn * gn, act)
+            step, x, newf = ls.search(problem, geom, x, -g, f, -gn * gn, act, with_grad=True)
             fold = f
-            f2, g2 = problem.cost_grad(x)
+            if ls.new_grad is not None:
+                f2, g2 = newf, ls.new_grad
+            else:
+                f2, g2 = problem.cost_grad(x)
             f = f2.where(act, f)
             g = geom.where(act, g2, g)
             gn = geom.norm(x, g)

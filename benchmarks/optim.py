@@ -1,0 +1,264 @@
+"""Riemannian optimizers and solvers: riemlearn vs geoopt 0.5.1 and pymanopt 2.2.1.
+
+(a) One optimizer step (RiemannianAdam / RiemannianSGD with momentum) on SPD(32)×64
+    (affine-invariant), Stiefel(256, 64) and the Poincaré ball 10000×10, riemlearn vs geoopt,
+    same inputs, same process, paired timings (median ratio). Plus the stacked fast path:
+    64 separate SPD(32) parameters updated together vs one by one.
+(b) Time to gradient norm 1e-6 and final cost, riemlearn vs pymanopt (numpy backend with
+    analytic gradient/Hessian, pytorch backend with autograd), for steepest descent, conjugate
+    gradient and trust regions on the Brockett cost on Stiefel(200, 10) (embedded metric, QR
+    retraction, as pymanopt) and the dominant invariant subspace on Grassmann(1000, 10).
+    riemlearn uses autograd (like pymanopt-pytorch).
+(c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU).
+
+Solver timings are reported as wall time and as process CPU time (``time.process_time``, one
+thread): on a shared, loaded machine the CPU time is the robust figure; ratios use it.
+
+Run: ``python benchmarks/optim.py --threads 1`` (or through ``benchmarks/run.py optim``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Table, parse_args, time_ratio  # noqa: E402
+from riemlearn.manifolds import SPD, Grassmann, PoincareBall, Stiefel  # noqa: E402
+from riemlearn.optim import (  # noqa: E402
+    ConjugateGradient,
+    Problem,
+    RiemannianAdam,
+    RiemannianSGD,
+    SteepestDescent,
+    TrustRegions,
+)
+
+warnings.filterwarnings("ignore")
+D = torch.float64
+
+
+# -- (a) optimizer steps ------------------------------------------------------------------------
+def _step_pair(ours_m, geo_m, x, grad, opt, device, repeat):
+    import geoopt
+
+    p_ours = torch.nn.Parameter(x.clone().to(device))
+    p_geo = geoopt.ManifoldParameter(x.clone(), manifold=geo_m)
+    p_ours.grad = grad.clone().to(device)
+    p_geo.grad = grad.clone()
+    if opt == "adam":
+        o1 = RiemannianAdam([{"params": [p_ours], "manifold": ours_m}], lr=1e-4)
+        o2 = geoopt.optim.RiemannianAdam([p_geo], lr=1e-4)
+    else:
+        o1 = RiemannianSGD([{"params": [p_ours], "manifold": ours_m}], lr=1e-4, momentum=0.9)
+        o2 = geoopt.optim.RiemannianSGD([p_geo], lr=1e-4, momentum=0.9)
+
+    def ours():
+        o1.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    ratio, t = time_ratio(ours, o2.step, repeat=repeat)
+    return t, t / ratio, ratio
+
+
+def part_a(device: str, repeat: int, quick: bool) -> list[Table]:
+    import geoopt
+
+    g = torch.Generator().manual_seed(0)
+    tab = Table(f"(a) one optimizer step vs geoopt ({device})",
+                ["space", "dtype", "optimizer", "riemlearn ms", "geoopt ms", "riemlearn/geoopt"])
+    nb = 16 if quick else 64
+    spd = SPD(32)
+    xs = spd.random_point(nb, generator=g, dtype=D)
+    gs = torch.randn(nb, 32, 32, generator=g, dtype=D)
+    gs = (gs + gs.mT) / 2
+    st = Stiefel(256, 64)
+    xst = st.random_point(generator=g, dtype=D)
+    gst = torch.randn(256, 64, generator=g, dtype=D)
+    nball = 2000 if quick else 10000
+    ball = PoincareBall(1.0)
+    xb = 0.5 * torch.nn.functional.normalize(torch.randn(nball, 10, generator=g, dtype=D), dim=-1) \
+        * torch.rand(nball, 1, generator=g, dtype=D)
+    gb = torch.randn(nball, 10, generator=g, dtype=D)
+    cases = [
+        (f"SPD(32)x{nb} AIM", spd, geoopt.SymmetricPositiveDefinite(), xs, gs),
+        ("Stiefel(256,64) canonical", st, geoopt.CanonicalStiefel(), xst, gst),
+        ("Stiefel(256,64) embedded", Stiefel(256, 64, metric="embedded"), geoopt.EuclideanStiefel(),
+         xst, gst),
+        (f"PoincareBall {nball}x10", ball, geoopt.PoincareBall(c=1.0), xb, gb),
+    ]
+    for name, om, gm, x, gr in cases:
+        for dtype in (D, torch.float32):
+            if dtype == torch.float32 and name.startswith("SPD"):
+                continue
+            if dtype == torch.float32 and name.startswith("Poincare"):
+                gm = geoopt.PoincareBall(c=torch.tensor(1.0, dtype=torch.float32))
+            for opt in ("adam", "sgd"):
+                t, tg, r = _step_pair(om, gm, x.to(dtype), gr.to(dtype), opt, device, repeat)
+                tab.add(name, str(dtype).replace("torch.", ""), opt, 1e3 * t, 1e3 * tg, r)
+    # fast path: many parameters of one manifold, stacked vs one by one
+    fp = Table("(a') stacked fast path: 64 separate SPD(32) parameters, RiemannianAdam step",
+               ["stacked", "ms", "ratio to per-parameter loop"])
+    ps1 = [torch.nn.Parameter(xs[i].clone().to(device)) for i in range(nb)]
+    ps2 = [torch.nn.Parameter(xs[i].clone().to(device)) for i in range(nb)]
+    for p, q, gi in zip(ps1, ps2, gs, strict=True):
+        p.grad = gi.clone().to(device)
+        q.grad = gi.clone().to(device)
+    o_st = RiemannianAdam([{"params": ps1, "manifold": spd}], lr=1e-4, stacked=True)
+    o_lp = RiemannianAdam([{"params": ps2, "manifold": spd}], lr=1e-4, stacked=False)
+    r, t = time_ratio(o_st.step, o_lp.step, repeat=repeat)
+    fp.add("no (loop)", 1e3 * t / r, 1.0)
+    fp.add("yes", 1e3 * t, r)
+    return [tab, fp]
+
+
+# -- (b) solvers vs pymanopt ----------------------------------------------------------------------
+def _brockett(n, p, g):
+    a = torch.randn(n, n, generator=g, dtype=D)
+    a = (a + a.T) / 2
+    w = torch.arange(p, 0, -1, dtype=D)
+    return a, w
+
+
+def _problems(quick: bool, g):
+    n1, p1 = (100, 5) if quick else (200, 10)
+    n2, p2 = (300, 5) if quick else (1000, 10)
+    a1, w1 = _brockett(n1, p1, g)
+    a2 = torch.randn(n2, n2, generator=g, dtype=D)
+    a2 = (a2 + a2.T) / 2
+    a1n, w1n, a2n = a1.numpy(), w1.numpy(), a2.numpy()
+    st = Stiefel(n1, p1, metric="embedded", retraction="qr")
+    gr = Grassmann(n2, p2)
+    out = []
+    out.append(dict(
+        name=f"Stiefel({n1},{p1}) Brockett", ours=st, x0=st.random_point(generator=g, dtype=D),
+        cost=lambda x: ((x.T @ a1 @ x).diagonal(dim1=-2, dim2=-1) * w1).sum(),
+        egrad=lambda x: 2 * a1 @ x * w1, ehess=lambda x, u: 2 * a1 @ u * w1,
+        np_cost=lambda x: float(((x.T @ a1n @ x).diagonal() * w1n).sum()),
+        np_egrad=lambda x: 2 * a1n @ x * w1n, np_ehess=lambda x, u: 2 * a1n @ u * w1n,
+        pym=("Stiefel", n1, p1)))
+    out.append(dict(
+        name=f"Grassmann({n2},{p2}) dominant subspace", ours=gr,
+        x0=gr.random_point(generator=g, dtype=D),
+        cost=lambda x: -(x * (a2 @ x)).sum(),
+        egrad=lambda x: -2 * a2 @ x, ehess=lambda x, u: -2 * a2 @ u,
+        np_cost=lambda x: float(-(x * (a2n @ x)).sum()),
+        np_egrad=lambda x: -2 * a2n @ x, np_ehess=lambda x, u: -2 * a2n @ u,
+        pym=("Grassmann", n2, p2)))
+    return out
+
+
+def _pymanopt_solver(kind, max_iterations, max_time):
+    import pymanopt
+
+    kw = dict(verbosity=0, max_iterations=max_iterations, max_time=max_time, min_gradient_norm=1e-6)
+    if kind == "SD":
+        return pymanopt.optimizers.SteepestDescent(**kw)
+    if kind == "CG":
+        return pymanopt.optimizers.ConjugateGradient(**kw)
+    return pymanopt.optimizers.TrustRegions(**kw)
+
+
+def _ours_solver(kind, max_iterations, max_time):
+    kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
+    if kind == "SD":
+        return SteepestDescent(**kw)
+    if kind == "CG":
+        return ConjugateGradient(**kw)
+    return TrustRegions(**kw)
+
+
+def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
+    import pymanopt
+
+    g = torch.Generator().manual_seed(1)
+    tab = Table(f"(b) time to gradient norm 1e-6 vs pymanopt (riemlearn on {device})",
+                ["problem", "solver", "library", "wall s", "CPU s", "final cost", "grad norm",
+                 "iterations", "stop", "CPU time / riemlearn-autograd CPU time"])
+    max_it, max_time = (1000, 30.0) if quick else (3000, 120.0)
+    for spec in _problems(quick, g):
+        kind_m, n, p = spec["pym"]
+        pm = getattr(pymanopt.manifolds, kind_m)(n, p)
+        np_cost, np_egrad, np_ehess = spec["np_cost"], spec["np_egrad"], spec["np_ehess"]
+        torch_cost = spec["cost"]
+
+        @pymanopt.function.numpy(pm)
+        def c_np(x, f=np_cost):
+            return f(x)
+
+        @pymanopt.function.numpy(pm)
+        def g_np(x, f=np_egrad):
+            return f(x)
+
+        @pymanopt.function.numpy(pm)
+        def h_np(x, u, f=np_ehess):
+            return f(x, u)
+
+        @pymanopt.function.pytorch(pm)
+        def c_pt(x, f=torch_cost):
+            return f(x)
+
+        prob_np = pymanopt.Problem(pm, c_np, euclidean_gradient=g_np, euclidean_hessian=h_np)
+        prob_pt = pymanopt.Problem(pm, c_pt)
+        x0 = spec["x0"]
+        ours_pb = Problem(spec["ours"], torch_cost)
+        ours_an = Problem(spec["ours"], torch_cost, egrad=spec["egrad"], ehess=spec["ehess"])
+        x0_dev = x0.to(device)
+        for kind in ("SD", "CG", "TR"):
+            rows = {}
+            for lib in ("riemlearn", "riemlearn-analytic", "pymanopt-numpy", "pymanopt-pytorch"):
+                times, cpus, res = [], [], None
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    c0 = time.process_time()
+                    if lib.startswith("riemlearn"):
+                        pb_ours = ours_pb if lib == "riemlearn" else ours_an
+                        r = _ours_solver(kind, max_it, max_time).solve(pb_ours, x0_dev)
+                        if device != "cpu":
+                            torch.cuda.synchronize()
+                        res = (float(r.cost), float(r.grad_norm), int(r.iterations), r.stop_reason)
+                    else:
+                        pb = prob_np if lib == "pymanopt-numpy" else prob_pt
+                        r = _pymanopt_solver(kind, max_it, max_time).run(pb, initial_point=x0.numpy())
+                        res = (float(r.cost), float(r.gradient_norm), int(r.iterations),
+                               str(r.stopping_criterion).split(".")[0][:40])
+                    times.append(time.perf_counter() - t0)
+                    cpus.append(time.process_time() - c0)
+                    if times[-1] > 20:
+                        break  # slow run: one is enough
+                rows[lib] = (statistics.median(times), statistics.median(cpus), res)
+            c_ours = rows["riemlearn"][1]
+            for lib, (t, c, (f, gn, it, stop)) in rows.items():
+                tab.add(spec["name"], kind, lib, t, c, f"{f:.12g}", f"{gn:.2e}", it, stop, c / c_ours)
+    return [tab]
+
+
+def main(argv: list[str] | None = None) -> list[Table]:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--device", default="cpu")
+    pre.add_argument("--part", default="ab")
+    known, rest = pre.parse_known_args(argv)
+    args = parse_args(__doc__.splitlines()[0], rest)
+    if known.device != "cpu" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {known.device} requested but CUDA is not available")
+    tables: list[Table] = []
+    if "a" in known.part:
+        tables += part_a(known.device, args.repeat, args.quick)
+    if "b" in known.part:
+        tables += part_b(known.device, max(1, min(args.repeat, 3)), args.quick)
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(t.markdown() for t in tables))
+    return tables
+
+
+if __name__ == "__main__":
+    for t in main():
+        print()
+        print(t.markdown())
