@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .base import safe_sqrt
-from .mobius import curvature
+from .mobius import _one_minus, curvature
 
 __all__ = [
     "ball_to_lorentz",
@@ -38,11 +38,10 @@ def _sq(x: Tensor) -> Tensor:
 
 
 def ball_to_lorentz(p: Tensor, c: Tensor | float) -> Tensor:
-    """``x = ((1 + c‖p‖²) / (√c A), 2p / A)`` with ``A = 1 − c‖p‖²``; ``(*batch, n+1)``."""
+    """``x = ((1 + c‖p‖²) / (√c A), 2p / A)`` with ``A = 1 − c‖p‖²`` (evaluated exactly)."""
     cc = curvature(c, p)
-    cp2 = cc * _sq(p)
-    a = 1 - cp2
-    return torch.cat(((1 + cp2) / (torch.sqrt(cc) * a), 2 * p / a), dim=-1)
+    a = _one_minus(p, cc)  # exact near the boundary
+    return torch.cat(((2 - a) / (torch.sqrt(cc) * a), 2 * p / a), dim=-1)
 
 
 def lorentz_to_ball(x: Tensor, c: Tensor | float) -> Tensor:
