@@ -11,5 +11,6 @@ from .frechet_mean import FrechetMeanInfo, frechet_mean
 from .kmeans import RiemannianKMeans
 from .median import geometric_median
 from .recentering import Recenter, recenter
+from .sliced_wasserstein import spd_sliced_wasserstein, spd_sliced_wasserstein_kernel
 from .tangent import tangent_space, tangent_space_inverse, variance
 from .tangent_space import TangentSpace
