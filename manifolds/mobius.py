@@ -6,7 +6,8 @@ curvature used (no softplus, no clamping of ``c``).
 
 Numerics near the boundary (Mishne et al., ICML 2023) rest on three facts:
 
-* ``A(x) = 1 − c‖x‖²`` is computed once from the stored coordinates; everything that depends on
+* ``A(x) = 1 − c‖x‖²`` is computed nearly exactly from the stored coordinates
+  (:func:`one_minus_cnorm2`); everything that depends on
   the distance to the boundary is written in terms of it, never as ``1 − √c‖z‖`` of a derived
   vector ``z``. In particular ``1 − c‖x ⊕ y‖² = A(x) A(y) / D`` with
   ``D = A(x) A(y) + c‖x + y‖²`` (no cancellation: every term is positive).

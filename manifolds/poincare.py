@@ -6,14 +6,15 @@ metric is conformal, ``g_x = λ_x² I`` with ``λ_x = 2 / A(x)``, ``A(x) = 1 −
 Numerics
 --------
 Distances use ``d(x, y) = arcosh(1 + δ)/√c``, ``δ = 2c‖x − y‖² / (A(x) A(y))`` with
-``arcosh(1 + δ) = log1p(δ + √δ √(δ + 2))``, and ``A(x) = 1 − c‖x‖²`` evaluated with error-free
-transformations (:func:`~riemlearn.manifolds.mobius.one_minus_cnorm2`), so ``A`` is right to a
-few ulps *of itself* even at ``‖x‖ = 1 − 1e-15``. Nothing is clamped: against an 80-digit mpmath
+``arcosh(1 + δ) = log1p(δ + √δ √(δ + 2))``, and ``A(x) = 1 − c‖x‖²`` evaluated nearly exactly
+(:func:`~riemlearn.manifolds.mobius.one_minus_cnorm2`: a few ulps *of itself* down to
+``A ~ 1e-12``, ~1e-7 relative at ``A ~ 2e-16``). Nothing is clamped: against an 80-digit mpmath
 evaluation on the stored float64 coordinates, ``d(0, x)``, ``d(x, y)`` for far pairs and for
-pairs at distance 1 are within **3e-16 relative** for ``‖x‖ = 1 − 10^-k`` up to k = 10
-(distance 24 from the origin), 1e-12 at k = 13 (d = 31) and 2e-9 at k = 15 (d = 35) (the
-textbook ``1 − c‖x‖²`` gives 2.6e-7 at distance 26 and 1e-3 at 35; geoopt's clamp makes a
-distance-1 pair read 2 % short at k = 7 and ~100 % wrong from k = 9). The logarithm takes
+pairs at distance 1 are within **1e-14 relative** for ``‖x‖ = 1 − 10^-k`` up to k = 10
+(distance 24 from the origin), 1e-11 at k = 13 (d = 31) and 2e-9 at k = 15 (d = 35) (the
+textbook ``1 − c‖x‖²`` gives 2.6e-7 at distance 26 and 1e-3 at 35; geoopt's clamp reads a
+perpendicular pair at ``‖x‖ = ‖y‖ = 1 − 1e-7`` 48.9 % short, random 16-d pairs there up to 50 %
+short). float32 distances are within 6e-8 relative up to the float32 capacity. The logarithm takes
 its length from this distance and its direction from ``A(x)(y − x) − c‖x − y‖² x``.
 
 Representational capacity (measured, see ``tests/test_hyperbolic_boundary.py``): the farthest
@@ -22,9 +23,10 @@ point on a coordinate axis has ``√c x₁ = 1 − ε/2`` (the float just below 
 farther, since ``‖x‖²`` is summed exactly). Results of ``exp``, ``⊙``, ``⊗`` are capped at radius
 ``(1 − 4ε)/√c``, i.e. at distance ``log(1/(2ε) − 1)/√c`` = **35.35** (float64) / **15.25** (float32)
 (± ~1/√c from the rounding of ``1/√c``): past that an exponential map returns the capped point —
-finite, strictly inside, monotone in the length of the tangent vector, at the largest distance
-the dtype can hold in that direction. A point *stored* at ``‖x‖ = 1 − τ`` is itself uncertain by
-``~ε/τ`` in distance (rounding of its coordinates), which is what limits round trips.
+finite, strictly inside (even for a naive float check ``‖x‖√c < 1``), monotone in the length
+of the tangent vector; distances between stored points are not capped. A point *stored* at
+``‖x‖ = 1 − τ`` is itself uncertain by ``~ε/τ`` in distance (rounding of its coordinates),
+which is what limits round trips.
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ class PoincareBall(Manifold):
     Capacity (distance from the origin of the farthest representable point): 37.43/√c in
     float64, 17.33/√c in float32; ``exp``/``⊙``/``⊗`` outputs stop at 35.35/√c and 15.25/√c
     (so that they pass even naive float checks ``‖x‖√c < 1``).
-    Distances are exact to ~1e-16 relative up to distance 24, 2e-9 at 35 (mpmath-checked).
+    Distances are within 1e-14 relative up to distance 24, 2e-9 at 35 (mpmath-checked).
     See the module docstring for the numerics. Membership is strict (``c‖x‖² < 1`` as computed);
     ``atol`` is ignored for points.
 

@@ -2,8 +2,8 @@
 
 References are computed from the *stored* float coordinates, so they measure the error of our
 arithmetic, not the rounding of the inputs. ``1 − c‖x‖²`` is evaluated (nearly) exactly
-(``mobius.one_minus_cnorm2``), so distances are exact to ~1e-16 relative up to distance 24 and
-to ~1e-9 at 35; with the textbook sum of squares the error would be ~n·ε/A absolute (2.6e-7
+(``mobius.one_minus_cnorm2``), so distances are within 1e-14 relative up to distance 24 and
+~1e-9 at 35; with the textbook sum of squares the error would be ~n·ε/A absolute (2.6e-7
 relative at distance 26 from the origin, 1e-3 at 35).
 """
 
@@ -87,7 +87,7 @@ def test_poincare_distances_vs_mpmath(k, gen):
         assert torch.isfinite(ours).all()
         ref = torch.tensor([_mp_ball_dist(p, q) for p, q in zip(a, b, strict=True)], dtype=D)
         rel = float(((ours - ref).abs() / ref).max())
-        # measured: ≤ 3e-16 up to k = 10 (distance 24), 2e-9 at k = 15 (distance 35); the issue
+        # measured: ≤ 1e-14 up to k = 10 (distance 24), 2e-9 at k = 15 (distance 35); the issue
         # asks for 1e-6 up to distance ~25
         assert rel <= (1e-14 if k <= 10 else 1e-8), (k, rel)
     # symmetric and consistent with dist0/log
