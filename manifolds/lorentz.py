@@ -9,7 +9,11 @@ Numerics
 ``−c⟨x, y⟩_L − 1`` (the argument of ``arcosh(1 + ·)``) is never formed from the Minkowski
 product, whose two terms are ``~cosh²`` and cancel catastrophically; it is computed as
 ``δ = (c/2)‖x_s(1 + √c y₀) − y_s(1 + √c x₀)‖² / ((1 + √c x₀)(1 + √c y₀))`` (the Poincaré-ball
-form of the same quantity, through ``1 − c‖p‖² = 2/(1 + √c x₀)``). The logarithm uses
+form of the same quantity, through ``1 − c‖p‖² = 2/(1 + √c x₀)``, with ``√c x₀`` re-derived as
+``√(1 + c‖x_s‖²)``). Against mpmath on the stored coordinates, pairs at distance 1 are within
+2e-14 relative at radius 5, 1e-12 at 10, 6e-10 at 15 and 6e-9 at 18 (error ~ε e^R, the angular
+resolution of coordinates of size e^R; the Minkowski form loses everything by radius ~8 in
+float32 and ~18 in float64). The logarithm uses
 ``(y − x) − δ x`` for the direction and ``t/sinh t`` for the length. With ``upcast=True`` (the
 default of the classes) float32/float16 inputs are computed in float64 and cast back.
 
@@ -73,10 +77,14 @@ def _sq(x: Tensor) -> Tensor:
 
 
 def _delta(x: Tensor, y: Tensor, cc: Tensor) -> Tensor:
-    """``−c⟨x, y⟩_L − 1 ≥ 0`` without cancellation, keepdim."""
-    sc = torch.sqrt(cc)
-    ax = 1 + sc * x[..., :1]
-    ay = 1 + sc * y[..., :1]
+    """``−c⟨x, y⟩_L − 1 ≥ 0`` without cancellation, keepdim.
+
+    The points are read through their spatial coordinates (the hyperboloid is a graph over
+    ``x_s``): ``1 + √c x₀ = 1 + √(1 + c‖x_s‖²)``, so a stored ``x₀`` that is off by rounding
+    (relative ε, i.e. ``ε x₀²`` in the constraint) does not leak into the distance.
+    """
+    ax = 1 + torch.sqrt(1 + cc * _sq(x[..., 1:]))
+    ay = 1 + torch.sqrt(1 + cc * _sq(y[..., 1:]))
     w = x[..., 1:] * ay - y[..., 1:] * ax
     return cc / 2 * _sq(w) / (ax * ay)
 
