@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--note", default="", help="free text added under the section heading")
     args, extra = p.parse_known_args(argv)  # extra options go to the topic scripts
     names = args.names or topics()
-    text = RESULTS.read_text() if RESULTS.exists() else HEADER
     for name in names:
         module = importlib.import_module(name)
         for threads in args.threads:
@@ -67,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.note:
                 body += f"\n{args.note}\n"
             body += "\n" + "\n".join(t.markdown() for t in tables)
+            # re-read right before writing: other runs may have updated other sections meanwhile
+            text = RESULTS.read_text() if RESULTS.exists() else HEADER
             text = update_section(text, f"{name} ({threads} thread{'s' if threads > 1 else ''})", body)
             RESULTS.write_text(text)
             print(f"updated {RESULTS.name}: {name}, {threads} thread(s)")

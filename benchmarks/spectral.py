@@ -140,11 +140,15 @@ def main(argv=None) -> list[Table]:
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--before", default=None, help="also time riemlearn at this git revision")
+    pre.add_argument("--impls", default=None, help="comma-separated name prefixes of implementations to run")
     known, rest = pre.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
     batch, n = (128, 32) if args.quick else (1024, 32)
     gen = torch.Generator().manual_seed(0)
     impls = implementations(known.before)
+    if known.impls:
+        keep = [p.strip() for p in known.impls.split(",")]
+        impls = {k: v for k, v in impls.items() if any(k.startswith(p) for p in keep)}
     tables = []
     for dtype in (torch.float32, torch.float64):
         x0 = spd_batch(batch, n, dtype, gen)
