@@ -200,7 +200,7 @@ class RiemannianBatchNorm(nn.Module):
     def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
         """Normalize grouped points ``(C, N, n, n)`` with the running buffers ``rm, rv, nbt``."""
         if self.training or not self.track_running_stats:
-            init = rm.detach().to(xg.dtype) if int(nbt) > 0 else None
+            init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
             mean = self._batch_mean(xg, init)
             v = self._center(xg, mean)
             var = self._sqnorm(v).mean(-1)

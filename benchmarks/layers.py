@@ -1,0 +1,174 @@
+"""SPDNet and TSMNet training: riemlearn vs spd_learn, same architecture and data.
+
+Models (identical layer by layer on both sides):
+
+- SPDNet 93→30: BiMap(93, 30) → SPD batch norm (AIM, dispersion) → LogEig → Linear;
+- SPDNet 20→16→8: BiMap → BN → ReEig → BiMap → BN → LogEig → Linear;
+- TSMNet: temporal conv (4×25) → spatial conv (40) → covariance → BiMap(40, 20) → ReEig →
+  SPD batch norm (bias fixed, learned dispersion scale) → LogEig → Linear.
+
+riemlearn: :class:`riemlearn.layers.SPDNet` / :class:`~riemlearn.layers.TSMNet` trained with
+``RiemannianAdam`` (Stiefel BiMap weights); spd_learn 0.2.1: its ``BiMap`` (orthogonal
+parametrization), ``SPDBatchNormMeanVar`` (one Karcher step per batch), ``ReEig``, ``LogEig``
+trained with ``torch.optim.Adam``. Data: ``make_eeg`` trials (OAS covariances for SPDNet, raw
+signals for TSMNet), 2 classes, 300 trials (210 train / 90 test), batch 30 (7 steps per epoch).
+
+Reported: median time of one training step and of one epoch, test accuracy after ``--epochs``
+epochs (riemlearn after :func:`~riemlearn.layers.refit_batchnorm_stats`; spd_learn with its
+running statistics, as it ships, and with test-batch statistics), and the number of seeds
+(out of ``--seeds``) whose training produced a NaN loss or parameter.
+
+Run: ``python benchmarks/layers.py [--threads 1] [--seeds 10] [--epochs 10] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Table, machine_description, parse_args  # noqa: E402
+from riemlearn.layers import SPDNet, TSMNet, refit_batchnorm_stats  # noqa: E402
+from riemlearn.optim import RiemannianAdam  # noqa: E402
+from riemlearn.stats import covariances, make_eeg  # noqa: E402
+
+
+class _SLSPDNet(nn.Module):
+    """spd_learn layers assembled into the same SPDNet (channel dim 1 as spd_learn expects)."""
+
+    def __init__(self, sizes: list[int], n_classes: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        from spd_learn.modules import BiMap, LogEig, ReEig, SPDBatchNormMeanVar
+
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers += [BiMap(a, b, dtype=dtype), SPDBatchNormMeanVar(b, dtype=dtype)]
+            if i < len(sizes) - 2:
+                layers.append(ReEig(1e-4))
+        self.features = nn.Sequential(*layers)
+        self.logeig = LogEig(upper=True)
+        self.classifier = nn.Linear(sizes[-1] * (sizes[-1] + 1) // 2, n_classes, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.logeig(self.features(x[:, None])).flatten(1))
+
+
+def _data(kind: str, seed: int, n_chans: int, dtype: torch.dtype):
+    x, y = make_eeg(n_trials=300, n_channels=n_chans, n_times=256, n_classes=2, random_state=seed,
+                    class_sep=0.6, jitter=0.6)
+    if kind == "spdnet":
+        x = covariances(x, estimator="oas")
+    return x.to(dtype), y
+
+
+def _build(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dtype, seed: int):
+    torch.manual_seed(seed)  # scripts may touch the global RNG; spd_learn initializes from it
+    g = torch.Generator().manual_seed(seed)
+    if arch == "spdnet":
+        if lib == "riemlearn":
+            m = SPDNet(sizes[0], sizes[1:], 2, bn="aim", dtype=dtype, generator=g)
+        else:
+            m = _SLSPDNet(sizes, 2, dtype)
+    else:
+        if lib == "riemlearn":
+            m = TSMNet(n_chans, 2, dtype=dtype, generator=g)
+        else:
+            from spd_learn.models import TSMNet as SLTSMNet
+
+            m = SLTSMNet(n_chans=n_chans, n_outputs=2).to(dtype)
+    opt = (RiemannianAdam if lib == "riemlearn" else torch.optim.Adam)(m.parameters(), lr=1e-2)
+    return m, opt
+
+
+def _acc(m: nn.Module, x: torch.Tensor, y: torch.Tensor, train_mode: bool = False) -> float:
+    m.train(train_mode)
+    with torch.no_grad():
+        out = float((m(x).argmax(-1) == y).double().mean())
+    m.train(True)
+    return out
+
+
+def train(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dtype, seed: int,
+          epochs: int) -> dict:
+    x, y = _data(arch, seed, n_chans, dtype)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(y), generator=g)
+    tr, te = perm[:210], perm[210:]
+    m, opt = _build(lib, arch, sizes, n_chans, dtype, seed)
+    loss_fn = nn.CrossEntropyLoss()
+    step_t, epoch_t, nan = [], [], False
+    for _ in range(epochs):
+        order = tr[torch.randperm(len(tr), generator=g)]
+        t0 = time.perf_counter()
+        for i in range(0, len(order), 30):
+            idx = order[i:i + 30]
+            s0 = time.perf_counter()
+            opt.zero_grad()
+            loss = loss_fn(m(x[idx]), y[idx])
+            nan |= not bool(torch.isfinite(loss))
+            loss.backward()
+            opt.step()
+            step_t.append(time.perf_counter() - s0)
+        epoch_t.append(time.perf_counter() - t0)
+    nan |= any(not bool(torch.isfinite(p).all()) for p in m.parameters())
+    res = {"step": statistics.median(step_t), "epoch": statistics.median(epoch_t), "nan": nan}
+    res["acc_batch"] = _acc(m, x[te], y[te], train_mode=True) if not nan else float("nan")
+    if lib == "riemlearn":
+        res["acc_running"] = _acc(m, x[te], y[te]) if not nan else float("nan")
+        refit_batchnorm_stats(m, x[tr])
+    res["acc"] = _acc(m, x[te], y[te]) if not nan else float("nan")
+    return res
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    import argparse
+
+    extra = argparse.ArgumentParser()
+    extra.add_argument("--seeds", type=int, default=10)
+    extra.add_argument("--epochs", type=int, default=10)
+    known = [a for a in sys.argv[1:] if a.split("=")[0] in ("--seeds", "--epochs") or
+             (sys.argv[sys.argv.index(a) - 1] in ("--seeds", "--epochs"))]
+    ex = extra.parse_args(known)
+    seeds = 2 if args.quick else ex.seeds
+    epochs = 2 if args.quick else ex.epochs
+    warnings.filterwarnings("ignore")
+    configs = [("SPDNet 93→30", "spdnet", [93, 30], 93, torch.float64),
+               ("SPDNet 20→16→8", "spdnet", [20, 16, 8], 20, torch.float64),
+               ("TSMNet 16ch (40→20)", "tsmnet", [], 16, torch.float32)]
+    print(machine_description())
+    table = Table(f"SPD network training, batch 30, {epochs} epochs, {seeds} seeds, "
+                  f"{torch.get_num_threads()} thread(s)",
+                  ["model", "library", "step (ms)", "epoch (ms)", "epoch speed-up", "acc (eval)",
+                   "acc (running stats)", "acc (batch stats)", "NaN seeds"])
+    for label, arch, sizes, n_chans, dtype in configs:
+        res = {}
+        for lib in ("spd_learn", "riemlearn"):  # interleaved per seed below
+            res[lib] = []
+        for seed in range(seeds):
+            for lib in ("spd_learn", "riemlearn"):
+                res[lib].append(train(lib, arch, sizes, n_chans, dtype, seed, epochs))
+        ref_epoch = statistics.median(r["epoch"] for r in res["spd_learn"])
+        for lib in ("spd_learn", "riemlearn"):
+            rs = res[lib]
+            ok = [r for r in rs if not r["nan"]]
+            mean = (lambda k, ok=ok: statistics.mean(r[k] for r in ok) if ok else float("nan"))
+            ep = statistics.median(r["epoch"] for r in rs)
+            table.add(label, lib, statistics.median(r["step"] for r in rs) * 1e3, ep * 1e3,
+                      ref_epoch / ep, mean("acc"),
+                      mean("acc_running") if lib == "riemlearn" else mean("acc"),
+                      mean("acc_batch"), f"{sum(r['nan'] for r in rs)}/{len(rs)}")
+    md = table.markdown()
+    print(md)
+    if args.markdown:
+        Path(args.markdown).write_text(md)
+
+
+if __name__ == "__main__":
+    main()
