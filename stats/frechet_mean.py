@@ -111,8 +111,9 @@ def _check_points(points: Tensor, manifold: Manifold) -> None:
                          f"dimensions, got {tuple(points.shape)}")
     if points.shape[points.dim() - manifold.ndim - 1] == 0:
         raise ValueError("points has no points (N = 0)")
-    if not bool(torch.isfinite(points.detach()).all()):
-        raise ValueError("points contain NaN/inf")
+    if not bool(torch.isfinite(points.detach().sum())):  # one pass; NaN/inf propagate into the sum
+        if not bool(torch.isfinite(points.detach()).all()):
+            raise ValueError("points contain NaN/inf")
 
 
 # -- algorithm selection ---------------------------------------------------------------------------
