@@ -314,8 +314,11 @@ def bw_mean(x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int
     """Bures–Wasserstein barycentre by the Álvarez-Esteban et al. (2016) fixed point.
 
     Returns ``(mean, iterations, grad_norm, converged)``; ``grad_norm`` is the BW norm of the
-    Riemannian gradient at the returned mean.
+    Riemannian gradient at the returned mean. BW lengths scale like ``√‖X‖``, so the test is
+    relative: ``grad_norm <= tol · sqrt(Σ wᵢ tr Xᵢ)`` (the data's RMS BW distance from 0).
     """
+    scale = torch.sqrt((w * x.diagonal(dim1=-2, dim2=-1).sum(-1)).sum(-1))
+    tol = tol * scale
     s = sym(init)
     groups = x.shape[:-3]
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)

@@ -260,6 +260,8 @@ def frechet_mean(
     tol : float, optional
         Stop when the metric norm of the Riemannian gradient ``Σ wᵢ log_M Xᵢ`` is ``<= tol``.
         Default 1e-10 in float64 (the compute dtype), ``3·sqrt(eps)`` in lower precision.
+        Bures–Wasserstein, whose lengths scale like ``√‖X‖``, tests
+        ``<= tol · sqrt(Σ wᵢ tr Xᵢ)`` instead (``info.grad_norm`` stays absolute).
     max_iter : int, default 100
         Maximum iterations of iterative algorithms.
     init : Tensor, shape (*point_shape) or (*groups, *point_shape), optional

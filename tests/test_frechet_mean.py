@@ -237,3 +237,14 @@ def test_bad_input(gen):
         frechet_mean(x[:0], m)
     with pytest.raises(ValueError, match="points"):
         frechet_mean(x[0, 0], m)
+
+
+@pytest.mark.parametrize("metric", ["affine_invariant", "bures_wasserstein"])
+def test_tiny_scale_data_still_iterates(gen, metric):
+    # EEG covariances are ~1e-10 V²: a scale-blind absolute tolerance would stop at the start
+    x = _spd(gen, 8, n=3)
+    m = SPD(metric=metric)
+    ref = frechet_mean(x, m)
+    small, info = frechet_mean(1e-10 * x, m, return_info=True)
+    assert int(info.iterations) > 0
+    torch.testing.assert_close(small, 1e-10 * ref, rtol=1e-9, atol=0.0)
