@@ -8,7 +8,8 @@
     analytic gradient/Hessian, pytorch backend with autograd), for steepest descent, conjugate
     gradient and trust regions on the Brockett cost on Stiefel(200, 10) (embedded metric, QR
     retraction, as pymanopt) and the dominant invariant subspace on Grassmann(1000, 10).
-    riemlearn uses autograd (like pymanopt-pytorch).
+    riemlearn uses autograd (like pymanopt-pytorch) and, in a second row, the same analytic
+    derivatives as the numpy peer. CG uses projection vector transport in both libraries.
 (c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU).
 
 Solver timings are reported as wall time and as process CPU time (``time.process_time``, one
@@ -65,7 +66,24 @@ def _step_pair(ours_m, geo_m, x, grad, opt, device, repeat):
             torch.cuda.synchronize()
 
     ratio, t = time_ratio(ours, o2.step, repeat=repeat)
-    return t, t / ratio, ratio
+    c_ours, c_geo = _cpu_pair(ours, o2.step, repeat)
+    return t, t / ratio, ratio, c_ours, c_geo
+
+
+def _cpu_pair(fn, ref, repeat, calls=10):
+    """Median process CPU time per call of ``fn`` and ``ref`` (alternating samples)."""
+    a, b = [], []
+    for _ in range(repeat):
+        c0 = time.process_time()
+        for _ in range(calls):
+            fn()
+        c1 = time.process_time()
+        for _ in range(calls):
+            ref()
+        c2 = time.process_time()
+        a.append((c1 - c0) / calls)
+        b.append((c2 - c1) / calls)
+    return statistics.median(a), statistics.median(b)
 
 
 def part_a(device: str, repeat: int, quick: bool) -> list[Table]:
@@ -73,7 +91,8 @@ def part_a(device: str, repeat: int, quick: bool) -> list[Table]:
 
     g = torch.Generator().manual_seed(0)
     tab = Table(f"(a) one optimizer step vs geoopt ({device})",
-                ["space", "dtype", "optimizer", "riemlearn ms", "geoopt ms", "riemlearn/geoopt"])
+                ["space", "dtype", "optimizer", "riemlearn ms", "geoopt ms", "riemlearn/geoopt (wall)",
+                 "riemlearn CPU ms", "geoopt CPU ms", "riemlearn/geoopt (CPU)"])
     nb = 16 if quick else 64
     spd = SPD(32)
     xs = spd.random_point(nb, generator=g, dtype=D)
@@ -101,11 +120,12 @@ def part_a(device: str, repeat: int, quick: bool) -> list[Table]:
             if dtype == torch.float32 and name.startswith("Poincare"):
                 gm = geoopt.PoincareBall(c=torch.tensor(1.0, dtype=torch.float32))
             for opt in ("adam", "sgd"):
-                t, tg, r = _step_pair(om, gm, x.to(dtype), gr.to(dtype), opt, device, repeat)
-                tab.add(name, str(dtype).replace("torch.", ""), opt, 1e3 * t, 1e3 * tg, r)
+                t, tg, r, c1, c2 = _step_pair(om, gm, x.to(dtype), gr.to(dtype), opt, device, repeat)
+                tab.add(name, str(dtype).replace("torch.", ""), opt, 1e3 * t, 1e3 * tg, r,
+                        1e3 * c1, 1e3 * c2, c1 / c2)
     # fast path: many parameters of one manifold, stacked vs one by one
-    fp = Table("(a') stacked fast path: 64 separate SPD(32) parameters, RiemannianAdam step",
-               ["stacked", "ms", "ratio to per-parameter loop"])
+    fp = Table(f"(a') stacked fast path: {nb} separate SPD(32) parameters, RiemannianAdam step",
+               ["stacked", "ms", "ratio to per-parameter loop (wall)", "CPU ms", "ratio (CPU)"])
     ps1 = [torch.nn.Parameter(xs[i].clone().to(device)) for i in range(nb)]
     ps2 = [torch.nn.Parameter(xs[i].clone().to(device)) for i in range(nb)]
     for p, q, gi in zip(ps1, ps2, gs, strict=True):
@@ -114,8 +134,9 @@ def part_a(device: str, repeat: int, quick: bool) -> list[Table]:
     o_st = RiemannianAdam([{"params": ps1, "manifold": spd}], lr=1e-4, stacked=True)
     o_lp = RiemannianAdam([{"params": ps2, "manifold": spd}], lr=1e-4, stacked=False)
     r, t = time_ratio(o_st.step, o_lp.step, repeat=repeat)
-    fp.add("no (loop)", 1e3 * t / r, 1.0)
-    fp.add("yes", 1e3 * t, r)
+    c_st, c_lp = _cpu_pair(o_st.step, o_lp.step, repeat, calls=3)
+    fp.add("no (loop)", 1e3 * t / r, 1.0, 1e3 * c_lp, 1.0)
+    fp.add("yes", 1e3 * t, r, 1e3 * c_st, c_st / c_lp)
     return [tab, fp]
 
 
@@ -127,28 +148,31 @@ def _brockett(n, p, g):
     return a, w
 
 
-def _problems(quick: bool, g):
+def _problems(quick: bool, g, device: str = "cpu"):
     n1, p1 = (100, 5) if quick else (200, 10)
     n2, p2 = (300, 5) if quick else (1000, 10)
     a1, w1 = _brockett(n1, p1, g)
     a2 = torch.randn(n2, n2, generator=g, dtype=D)
     a2 = (a2 + a2.T) / 2
     a1n, w1n, a2n = a1.numpy(), w1.numpy(), a2.numpy()
+    a1d, w1d, a2d = a1.to(device), w1.to(device), a2.to(device)
     st = Stiefel(n1, p1, metric="embedded", retraction="qr")
     gr = Grassmann(n2, p2)
     out = []
     out.append(dict(
         name=f"Stiefel({n1},{p1}) Brockett", ours=st, x0=st.random_point(generator=g, dtype=D),
-        cost=lambda x: ((x.T @ a1 @ x).diagonal(dim1=-2, dim2=-1) * w1).sum(),
-        egrad=lambda x: 2 * a1 @ x * w1, ehess=lambda x, u: 2 * a1 @ u * w1,
+        cost_cpu=lambda x: ((x.T @ a1 @ x).diagonal(dim1=-2, dim2=-1) * w1).sum(),
+        cost=lambda x: ((x.T @ a1d @ x).diagonal(dim1=-2, dim2=-1) * w1d).sum(),
+        egrad=lambda x: 2 * a1d @ x * w1d, ehess=lambda x, u: 2 * a1d @ u * w1d,
         np_cost=lambda x: float(((x.T @ a1n @ x).diagonal() * w1n).sum()),
         np_egrad=lambda x: 2 * a1n @ x * w1n, np_ehess=lambda x, u: 2 * a1n @ u * w1n,
         pym=("Stiefel", n1, p1)))
     out.append(dict(
         name=f"Grassmann({n2},{p2}) dominant subspace", ours=gr,
         x0=gr.random_point(generator=g, dtype=D),
-        cost=lambda x: -(x * (a2 @ x)).sum(),
-        egrad=lambda x: -2 * a2 @ x, ehess=lambda x, u: -2 * a2 @ u,
+        cost_cpu=lambda x: -(x * (a2 @ x)).sum(),
+        cost=lambda x: -(x * (a2d @ x)).sum(),
+        egrad=lambda x: -2 * a2d @ x, ehess=lambda x, u: -2 * a2d @ u,
         np_cost=lambda x: float(-(x * (a2n @ x)).sum()),
         np_egrad=lambda x: -2 * a2n @ x, np_ehess=lambda x, u: -2 * a2n @ u,
         pym=("Grassmann", n2, p2)))
@@ -170,8 +194,8 @@ def _ours_solver(kind, max_iterations, max_time):
     kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
     if kind == "SD":
         return SteepestDescent(**kw)
-    if kind == "CG":
-        return ConjugateGradient(**kw)
+    if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann
+        return ConjugateGradient(transport="projection", **kw)
     return TrustRegions(**kw)
 
 
@@ -183,7 +207,7 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
                 ["problem", "solver", "library", "wall s", "CPU s", "final cost", "grad norm",
                  "iterations", "stop", "CPU time / riemlearn-autograd CPU time"])
     max_it, max_time = (1000, 30.0) if quick else (3000, 120.0)
-    for spec in _problems(quick, g):
+    for spec in _problems(quick, g, device):
         kind_m, n, p = spec["pym"]
         pm = getattr(pymanopt.manifolds, kind_m)(n, p)
         np_cost, np_egrad, np_ehess = spec["np_cost"], spec["np_egrad"], spec["np_ehess"]
@@ -202,7 +226,7 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
             return f(x, u)
 
         @pymanopt.function.pytorch(pm)
-        def c_pt(x, f=torch_cost):
+        def c_pt(x, f=spec["cost_cpu"]):
             return f(x)
 
         prob_np = pymanopt.Problem(pm, c_np, euclidean_gradient=g_np, euclidean_hessian=h_np)
@@ -240,10 +264,64 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
     return [tab]
 
 
+def part_batched(device: str, quick: bool) -> list[Table]:
+    """1000 independent Procrustes problems ``min ‖X − C_i‖`` on Stiefel(10, 3), solved at once."""
+    import pymanopt
+
+    nprob = 200 if quick else 1000
+    n, p = 10, 3
+    g = torch.Generator().manual_seed(2)
+    c = torch.randn(nprob, n, p, generator=g, dtype=D)
+    m = Stiefel(n, p, metric="embedded")
+    x0 = m.random_point(nprob, generator=g, dtype=D)
+    ref = torch.linalg.svd(c, full_matrices=False)
+    ref = ref.U @ ref.Vh
+    tab = Table(f"(b') {nprob} Procrustes problems on Stiefel({n},{p}), trust regions, to grad norm 1e-6",
+                ["how", "CPU s (all problems)", "max error vs SVD closed form", "ratio to batched"])
+    cd, x0d = c.to(device), x0.to(device)
+    c0 = time.process_time()
+    r = TrustRegions(log=False).solve(Problem(m, lambda x: ((x - cd) ** 2).sum((-1, -2))), x0d)
+    t_b = time.process_time() - c0
+    tab.add("riemlearn, one batched solve", t_b, float((r.point.cpu() - ref).abs().max()), 1.0)
+    k = 20
+    c0 = time.process_time()
+    err = 0.0
+    for i in range(k):
+        ri = TrustRegions(log=False).solve(Problem(m, lambda x, i=i: ((x - cd[i]) ** 2).sum()), x0d[i])
+        err = max(err, float((ri.point.cpu() - ref[i]).abs().max()))
+    t_l = (time.process_time() - c0) * nprob / k
+    tab.add(f"riemlearn, loop of single solves (extrapolated from {k})", t_l, err, t_l / t_b)
+    pm = pymanopt.manifolds.Stiefel(n, p)
+    c0 = time.process_time()
+    err = 0.0
+    for i in range(k):
+        ci = c[i].numpy()
+
+        @pymanopt.function.numpy(pm)
+        def cost(x, ci=ci):
+            return float(((x - ci) ** 2).sum())
+
+        @pymanopt.function.numpy(pm)
+        def egrad(x, ci=ci):
+            return 2 * (x - ci)
+
+        @pymanopt.function.numpy(pm)
+        def ehess(x, u):
+            return 2 * u
+
+        res = pymanopt.optimizers.TrustRegions(verbosity=0).run(
+            pymanopt.Problem(pm, cost, euclidean_gradient=egrad, euclidean_hessian=ehess),
+            initial_point=x0[i].numpy())
+        err = max(err, float(abs(res.point - ref[i].numpy()).max()))
+    t_p = (time.process_time() - c0) * nprob / k
+    tab.add(f"pymanopt-numpy, loop (extrapolated from {k})", t_p, err, t_p / t_b)
+    return [tab]
+
+
 def main(argv: list[str] | None = None) -> list[Table]:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--device", default="cpu")
-    pre.add_argument("--part", default="ab")
+    pre.add_argument("--part", default="abp", help="a: steps, b: solvers, p: batched problems")
     known, rest = pre.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
     if known.device != "cpu" and not torch.cuda.is_available():
@@ -253,6 +331,8 @@ def main(argv: list[str] | None = None) -> list[Table]:
         tables += part_a(known.device, args.repeat, args.quick)
     if "b" in known.part:
         tables += part_b(known.device, max(1, min(args.repeat, 3)), args.quick)
+    if "p" in known.part:
+        tables += part_batched(known.device, args.quick)
     if args.markdown:
         Path(args.markdown).write_text("\n".join(t.markdown() for t in tables))
     return tables

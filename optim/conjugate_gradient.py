@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .problem import Problem, sel
+from ..manifolds import Euclidean
+from .problem import Problem, sel, transporter
 from .result import OptimizeResult, Solver
 from .steepest_descent import make_line_search
 
@@ -37,6 +38,10 @@ class ConjugateGradient(Solver):
         Periodic restart.
     line_search : {"backtracking", "adaptive"} or object
         Line search (default adaptive).
+    transport : {"metric", "projection"}
+        Vector transport of the previous gradient and direction: the metric's ``transport``
+        (default) or projection onto the new tangent space (cheaper; what Manopt/pymanopt use
+        on Stiefel and Grassmann).
     **kwargs
         Stopping rules and display, see :class:`~riemlearn.optim.result.Solver`.
 
@@ -56,8 +61,10 @@ class ConjugateGradient(Solver):
 
     def __init__(self, beta_rule: str = "HS", orth_value: float = float("inf"),
                  restart_every: int | None = None, line_search: Any = "adaptive",
-                 **kwargs: Any) -> None:
+                 transport: str = "metric", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        transporter(Euclidean(), transport)  # validates the name
+        self.transport = transport
         rule = beta_rule.upper().replace("PRP+", "PR+")
         if rule not in BETA_RULES:
             raise ValueError(f"beta_rule must be one of {BETA_RULES}, got {beta_rule!r}")
@@ -69,6 +76,7 @@ class ConjugateGradient(Solver):
     def solve(self, problem: Problem, x0: Tensor) -> OptimizeResult:
         """Minimize ``problem`` from ``x0`` (shape ``(*batch, *point_shape)``)."""
         m = problem.manifold
+        move = transporter(m, self.transport)
         geom, _, _ = self._start(problem, x0)
         ls = copy.deepcopy(self.line_search)
         ls.reset()
@@ -92,8 +100,8 @@ class ConjugateGradient(Solver):
             else:
                 nf, ng = problem.cost_grad(newx)
             ngg = geom.inner(newx, ng, ng)
-            tg = m.transport(x, newx, g)
-            td = m.transport(x, newx, d)
+            tg = move(x, newx, g)
+            td = move(x, newx, d)
             beta = self._beta(geom, newx, ng, ngg, tg, td, gg, g, d, x)
             orth = geom.inner(newx, ng, tg).abs() >= self.orth_value * ngg
             restart = orth | ~torch.isfinite(beta)

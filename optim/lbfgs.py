@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..manifolds import Euclidean
 from .line_search import BackTrackingLineSearch
-from .problem import Geometry, Problem, sel
+from .problem import Geometry, Problem, sel, transporter
 from .result import OptimizeResult, Solver
 
 __all__ = ["LBFGS"]
@@ -35,6 +36,9 @@ class LBFGS(Solver):
     ----------
     memory : int
         Number of stored pairs (default 10).
+    transport : {"metric", "projection"}
+        Vector transport of the stored pairs (the metric's, or projection onto the new
+        tangent space).
     **kwargs
         Stopping rules and display, see :class:`~riemlearn.optim.result.Solver`.
 
@@ -51,8 +55,10 @@ class LBFGS(Solver):
 
     name = "LBFGS"
 
-    def __init__(self, memory: int = 10, **kwargs: Any) -> None:
+    def __init__(self, memory: int = 10, transport: str = "metric", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        transporter(Euclidean(), transport)  # validates the name
+        self.transport = transport
         if memory < 1:
             raise ValueError(f"memory must be >= 1, got {memory}")
         self.memory = int(memory)
@@ -81,6 +87,7 @@ class LBFGS(Solver):
     def solve(self, problem: Problem, x0: Tensor) -> OptimizeResult:
         """Minimize ``problem`` from ``x0`` (shape ``(*batch, *point_shape)``)."""
         m = problem.manifold
+        move = transporter(m, self.transport)
         geom, _, _ = self._start(problem, x0)
         first = BackTrackingLineSearch()
         unit = _UnitFirstStep()
@@ -111,10 +118,10 @@ class LBFGS(Solver):
                 nf, ng = problem.cost_grad(newx)
             moved = step > 0
             alpha = step / geom.norm(x, d).clamp_min(torch.finfo(x.dtype).tiny)
-            s_new = m.transport(x, newx, geom.scale(alpha, d))
-            y_new = ng - m.transport(x, newx, g)
-            ss = [m.transport(x, newx, s) for s in ss]
-            ys = [m.transport(x, newx, y) for y in ys]
+            s_new = move(x, newx, geom.scale(alpha, d))
+            y_new = ng - move(x, newx, g)
+            ss = [move(x, newx, s) for s in ss]
+            ys = [move(x, newx, y) for y in ys]
             sy = geom.inner(newx, s_new, y_new)
             keep = act & moved & (sy > 1e-10 * geom.inner(newx, s_new, s_new))
             rho = sel(keep, 1 / sy, torch.zeros_like(sy))

@@ -119,6 +119,23 @@ class Problem:
         return f, m.egrad_to_rgrad(x, egd), op_autograd
 
 
+def transporter(manifold: Manifold, kind: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """Vector transport ``(x, y, v) -> T_{x→y} v``: the metric's (``"metric"``) or projection
+    onto ``T_y`` (``"projection"``, the cheap vector transport of embedded manifolds)."""
+    if kind == "metric":
+        return manifold.transport
+    if kind == "projection":
+        return lambda x, y, v: manifold.project_tangent(y, v)
+    raise ValueError(f"transport must be 'metric' or 'projection', got {kind!r}")
+
+
+def sel(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``torch.where(mask, a, b)`` for per-problem tensors; a plain branch for one problem."""
+    if mask.dim() == 0:
+        return a if bool(mask) else b
+    return torch.where(mask, a, b)
+
+
 class Geometry:
     """Per-problem inner products and broadcasting for a batch of problems ``(*pbatch,)``."""
 
@@ -141,10 +158,14 @@ class Geometry:
 
     def bc(self, t: Tensor, like: Tensor) -> Tensor:
         """Reshape a per-problem tensor to broadcast against ``like``."""
+        if t.dim() == 0:
+            return t
         return t.reshape(tuple(t.shape) + (1,) * (like.dim() - t.dim()))
 
     def scale(self, t: Tensor, u: Tensor) -> Tensor:
         return self.bc(t, u) * u
 
     def where(self, mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        if mask.dim() == 0:  # a single problem: no masking needed
+            return a if bool(mask) else b
         return torch.where(self.bc(mask, a), a, b)

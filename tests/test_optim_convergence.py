@@ -25,8 +25,10 @@ def _sym(gen, n, batch=()):
     return (a + a.transpose(-1, -2)) / 2
 
 
-@pytest.mark.parametrize("solver", [TrustRegions(), ConjugateGradient(max_iterations=3000)],
-                         ids=["tr", "cg"])
+@pytest.mark.parametrize("solver", [TrustRegions(), ConjugateGradient(max_iterations=3000),
+                                    ConjugateGradient(transport="projection", max_iterations=3000),
+                                    LBFGS(transport="projection", max_iterations=3000)],
+                         ids=["tr", "cg", "cg-projection", "lbfgs-projection"])
 def test_grassmann_dominant_subspace(solver, gen):
     n, p = 30, 3
     a = _sym(gen, n)

@@ -28,7 +28,7 @@ SOLVERS = [
     ConjugateGradient(beta_rule="PR+", restart_every=3, orth_value=0.5),
     TrustRegions(),
     LBFGS(),
-    LBFGS(memory=2),
+    LBFGS(memory=2, transport="projection"),
 ]
 IDS = ["sd", "sd-adaptive", "cg-fr", "cg-pr", "cg-hs", "cg-hz", "cg-dy", "cg-ls", "cg-restart", "tr",
        "lbfgs", "lbfgs-m2"]
