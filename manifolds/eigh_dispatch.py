@@ -1,0 +1,244 @@
+"""Which eigensolver runs: the path choice behind :func:`riemlearn.manifolds.spectral.eigh`.
+
+Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and batch:
+
+* CPU (and any non-CUDA device): ``torch.linalg.eigh`` (LAPACK), unchanged.
+* CUDA, ``n <= CUDA_TORCH_MAX_N`` (32): ``torch.linalg.eigh`` — cuSOLVER's batched Jacobi
+  path, the fastest there is (1000×22×22 in 0.5 ms on an H100) — cut into chunks of at most
+  ``CUDA_EIGH_MAX_BATCH[dtype]`` matrices, because one call on a very large batch fails.
+* CUDA, ``n > 32`` and a batch of at least ``CUDA_JACOBI_MIN_BATCH`` matrices (and
+  ``n <= CUDA_JACOBI_MAX_N``): the batched Jacobi solver of
+  :mod:`riemlearn.manifolds.eigh_jacobi`. Above 32 cuSOLVER leaves its batched path and
+  ``torch.linalg.eigh`` of 1000×64×64 takes ~0.8 s on an H100, no faster than one CPU core.
+  The default is block Jacobi with blocks of at most 16 (``jacobi_block(n)``), whose
+  ``2k × 2k ≤ 32`` subproblems go back to cuSOLVER's fast batched path.
+
+Measured facts behind the constants (issue 9, H100, PyTorch 2.11 cu130): one
+``torch.linalg.eigh`` on 100000×22×22 float32 raised ``CUSOLVER_STATUS_INTERNAL_ERROR``;
+chunks of 8192 ran (39 ms float32, 62 ms float64). The exact failure threshold was not
+bisected, so 8192 is a *known-safe* value for both dtypes. ``CUDA_JACOBI_MIN_BATCH``,
+``CUDA_JACOBI_MAX_N`` and ``CUDA_JACOBI_BLOCK`` are first estimates, to be tuned with
+``benchmarks/gpu_spectral.py`` on a GPU. All are plain module constants: change them at
+start-up if your hardware differs.
+
+Forcing a path (tests, reproducibility): :func:`spectral_backend` is a context manager (and
+decorator) that sets the choice for the current thread or task only (a
+:class:`contextvars.ContextVar`: no global state is touched, threads do not see each
+other's setting). Results of one path are deterministic for a given input, device and
+torch build, and Jacobi results do not depend on the other matrices of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .eigh_jacobi import eigh_jacobi, eigvalsh_jacobi
+
+__all__ = [
+    "spectral_backend",
+    "current_backend",
+    "choose_path",
+    "jacobi_block",
+    "eigh",
+    "eigvalsh",
+    "BACKENDS",
+    "CUDA_EIGH_MAX_BATCH",
+    "CUDA_TORCH_MAX_N",
+    "CUDA_JACOBI_MIN_BATCH",
+    "CUDA_JACOBI_MAX_N",
+    "CUDA_JACOBI_BLOCK",
+]
+
+BACKENDS = ("auto", "torch", "jacobi")
+
+#: Largest batch given to one ``torch.linalg.eigh`` call on CUDA, per dtype (issue 9: 8192
+#: measured safe on an H100 for 22×22 in float32 and float64; 100000 in one call failed).
+CUDA_EIGH_MAX_BATCH: dict[torch.dtype, int] = {torch.float32: 8192, torch.float64: 8192}
+#: Largest ``n`` for which cuSOLVER's batched (fast) path is used by ``torch.linalg.eigh``.
+CUDA_TORCH_MAX_N = 32
+#: Smallest batch for which Jacobi replaces ``torch.linalg.eigh`` on CUDA for ``n > 32``.
+CUDA_JACOBI_MIN_BATCH = 2
+#: Largest ``n`` sent to Jacobi automatically (a round costs O(n²) per pair of blocks).
+CUDA_JACOBI_MAX_N = 512
+#: Block size of the CUDA Jacobi path; ``None``: :func:`jacobi_block` (at most 16).
+CUDA_JACOBI_BLOCK: int | None = None
+
+
+@dataclass(frozen=True)
+class _Config:
+    backend: str = "auto"
+    chunk_size: int | None = None
+    block: int | None = None
+    sweeps: int | None = None
+
+
+_DEFAULT = _Config()  # frozen dataclass: an immutable default
+_CONFIG: ContextVar[_Config] = ContextVar("riemlearn_spectral_backend", default=_DEFAULT)
+
+
+@contextmanager
+def spectral_backend(
+    backend: str = "auto",
+    *,
+    chunk_size: int | None = None,
+    jacobi_block: int | None = None,
+    jacobi_sweeps: int | None = None,
+) -> Iterator[None]:
+    """Force the eigensolver used by every spectral function inside the ``with`` block.
+
+    Parameters
+    ----------
+    backend : {"auto", "torch", "jacobi"}
+        ``"torch"``: ``torch.linalg.eigh`` on every device (chunked on CUDA); ``"jacobi"``:
+        :func:`~riemlearn.manifolds.eigh_jacobi.eigh_jacobi` on every device; ``"auto"``: the
+        automatic choice described in this module.
+    chunk_size : int, optional
+        Cut batches into chunks of at most this many matrices for ``torch.linalg.eigh`` (on
+        any device; default: ``CUDA_EIGH_MAX_BATCH`` on CUDA, no chunking elsewhere).
+    jacobi_block : int, optional
+        Block size of the Jacobi path (1: scalar Jacobi). Default: 1 when ``backend="jacobi"``
+        is forced, :func:`jacobi_block` on the automatic CUDA path.
+    jacobi_sweeps : int, optional
+        Run exactly this many Jacobi sweeps (no convergence test, no host synchronization).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from riemlearn.manifolds.eigh_dispatch import eigh, spectral_backend, current_backend
+    >>> x = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 5.0]], dtype=torch.float64)
+    >>> with spectral_backend("jacobi"):
+    ...     print(current_backend())
+    ...     w, v = eigh(x)
+    jacobi
+    >>> torch.allclose(w, torch.tensor([1.0, 3.0, 5.0], dtype=torch.float64))
+    True
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    for name, val in (("chunk_size", chunk_size), ("jacobi_block", jacobi_block)):
+        if val is not None and (not isinstance(val, int) or val < 1):
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    if jacobi_sweeps is not None and (not isinstance(jacobi_sweeps, int) or jacobi_sweeps < 0):
+        raise ValueError(f"jacobi_sweeps must be a non-negative int, got {jacobi_sweeps!r}")
+    token = _CONFIG.set(_Config(backend, chunk_size, jacobi_block, jacobi_sweeps))
+    try:
+        yield
+    finally:
+        _CONFIG.reset(token)
+
+
+def current_backend() -> str:
+    """The backend in force here (``"auto"`` unless inside :func:`spectral_backend`)."""
+    return _CONFIG.get().backend
+
+
+def jacobi_block(n: int, max_block: int = 16) -> int:
+    """Block size for ``n``: the fewest (even) blocks of at most ``max_block`` indices.
+
+    Subproblems are ``2k × 2k`` with ``2k <= 2 max_block`` (32: cuSOLVER's batched path).
+
+    Examples
+    --------
+    >>> [jacobi_block(n) for n in (33, 64, 93, 128)]
+    [9, 16, 16, 16]
+    """
+    nb = max(2, -(-n // max_block))
+    nb += nb % 2
+    return -(-n // nb)
+
+
+def choose_path(x: Tensor) -> str:
+    """``"torch"`` or ``"jacobi"``: the path :func:`eigh` takes for ``x`` ``(*batch, n, n)``."""
+    cfg = _CONFIG.get()
+    if cfg.backend != "auto":
+        return cfg.backend
+    if x.device.type != "cuda" or x.dtype not in (torch.float32, torch.float64):
+        return "torch"
+    n = x.shape[-1]
+    batch = x.numel() // max(n * n, 1)
+    if CUDA_TORCH_MAX_N < n <= CUDA_JACOBI_MAX_N and batch >= CUDA_JACOBI_MIN_BATCH:
+        return "jacobi"
+    return "torch"
+
+
+def _chunk_limit(x: Tensor, cfg: _Config) -> int | None:
+    if cfg.chunk_size is not None:
+        return cfg.chunk_size
+    if x.device.type == "cuda":
+        return CUDA_EIGH_MAX_BATCH.get(x.dtype, min(CUDA_EIGH_MAX_BATCH.values()))
+    return None
+
+
+def _torch_eigh(x: Tensor, limit: int | None, vectors: bool) -> tuple[Tensor, Tensor | None]:
+    """``torch.linalg.eigh`` / ``eigvalsh`` in batch chunks of at most ``limit`` matrices."""
+    n = x.shape[-1]
+    flat = x.reshape(-1, n, n)
+    b = flat.shape[0]
+    if limit is None or b <= limit:
+        if vectors:
+            return torch.linalg.eigh(x)
+        return torch.linalg.eigvalsh(x), None
+    w = x.new_empty(b, n)
+    v = x.new_empty(b, n, n) if vectors else None
+    for start in range(0, b, limit):  # chunks of the batch, not single matrices
+        stop = min(start + limit, b)
+        if v is not None:
+            torch.linalg.eigh(flat[start:stop], out=(w[start:stop], v[start:stop]))
+        else:
+            torch.linalg.eigvalsh(flat[start:stop], out=w[start:stop])
+    w = w.reshape(x.shape[:-1])
+    return w, (v.reshape(x.shape) if v is not None else None)
+
+
+def _jacobi_kwargs(x: Tensor, cfg: _Config) -> dict:
+    if cfg.block is not None:
+        block = cfg.block
+    elif cfg.backend == "jacobi":
+        block = 1
+    else:
+        block = CUDA_JACOBI_BLOCK or jacobi_block(x.shape[-1])
+    limit = _chunk_limit(x, cfg)
+
+    def sub_eigh(s: Tensor) -> tuple[Tensor, Tensor]:
+        w, v = _torch_eigh(s, limit, True)
+        assert v is not None
+        return w, v
+
+    return {"block": block, "sweeps": cfg.sweeps, "sub_eigh": sub_eigh}
+
+
+def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigendecomposition of symmetric ``(*batch, n, n)`` by the chosen path; ascending ``w``.
+
+    No autograd (the input is detached): the spectral functions carry their own backward.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    >>> w, v = eigh(x)
+    >>> torch.allclose(v @ torch.diag(w) @ v.mT, x)
+    True
+    """
+    x = x.detach()
+    cfg = _CONFIG.get()
+    if choose_path(x) == "jacobi":
+        return eigh_jacobi(x, **_jacobi_kwargs(x, cfg))
+    w, v = _torch_eigh(x, _chunk_limit(x, cfg), True)
+    assert v is not None
+    return w, v
+
+
+def eigvalsh(x: Tensor) -> Tensor:
+    """Ascending eigenvalues ``(*batch, n)`` of symmetric ``(*batch, n, n)`` by the chosen path."""
+    x = x.detach()
+    cfg = _CONFIG.get()
+    if choose_path(x) == "jacobi":
+        return eigvalsh_jacobi(x, **_jacobi_kwargs(x, cfg))
+    return _torch_eigh(x, _chunk_limit(x, cfg), False)[0]
