@@ -14,3 +14,6 @@ from .recentering import Recenter, recenter
 from .sliced_wasserstein import spd_sliced_wasserstein, spd_sliced_wasserstein_kernel
 from .tangent import tangent_space, tangent_space_inverse, variance
 from .tangent_space import TangentSpace
+
+# Dimension reduction
+from .tangent_pca import TangentPCA
