@@ -165,7 +165,7 @@ def ah_init(x: Tensor, w: Tensor) -> Tensor:
     return sym(ra @ sqrtm(sym(ria @ h @ ria)) @ ra)
 
 
-def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
+def _perturbed_grad(hess: _Hessian, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
                     ) -> tuple[Tensor, Tensor]:
     """Gradient norm after the move ``M' = C e^{D} Cᵀ`` from the eigenpairs at ``M`` (no ``eigh``).
 
@@ -174,17 +174,17 @@ def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u
     divided differences of log). Returns the estimate and a bound on the neglected second-order
     term ``Σ wᵢ ‖Δ̂ᵢ‖² / (2 (λ_min − ‖Δ̂ᵢ‖)²)``.
     """
+    v = hess.v
     g, n_pts, n, _ = v.shape
     p = (u * torch.exp(-0.5 * mu).unsqueeze(-2)) @ u.mT
-    vt = v.mT.contiguous().reshape(g, n_pts * n, n)
-    q = (vt @ p).reshape(g, n_pts, n, n) @ v
+    q = (hess.vt @ p).reshape(g, n_pts, n, n) @ v
     delta = (q * lam.unsqueeze(-2)) @ q
     delta.diagonal(dim1=-2, dim2=-1).sub_(lam)
     l1 = Log().first_divided_difference(lam, tie_threshold(lam.dtype))
     inner = l1 * delta
     inner.diagonal(dim1=-2, dim2=-1).add_(ll)
     q2 = v @ (inner * w[..., None, None])
-    grad = sym(_stack_cols(q2) @ _stack_cols(v).mT)
+    grad = sym(_stack_cols(q2) @ hess.vs.mT)
     dn = delta.norm(dim=(-2, -1))
     lmin = lam[..., 0]
     gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
@@ -235,11 +235,16 @@ def aim_mean(
             break
         # Inexact Newton: residual <= 0.01·min(0.5, ‖G‖)·‖G‖ (quadratic; CG steps cost a few GEMMs,
         # far less than a pass of eigh), never below what the tolerance needs; CG starts from the
-        # unit gradient step.
+        # scaled gradient step.
         g0 = gn / norm_scale
         stop = torch.maximum(0.01 * torch.clamp(g0, max=0.5) * g0,
                              torch.full_like(g0, 0.1 * tol / norm_scale))
-        d = _cg(_Hessian(v, _coth_weights(ll, w)), grad, stop, maxiter=50, x0=grad)
+        gw = _coth_weights(ll, w)
+        # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
+        n = gw.shape[-1]
+        hbar = gw.sum((-3, -2, -1)) / (n * n)
+        hess = _Hessian(v, gw)
+        d = _cg(hess, grad, stop, maxiter=50, x0=grad / hbar[..., None, None])
         d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
         mu, u = eigh(sym(d))
@@ -249,7 +254,7 @@ def aim_mean(
         # the current eigenpairs to first order; accept it (no eigh) if estimate + bound <= tol.
         small_step = bool((mu.abs().amax(-1) <= 1e-4).all())
         if small_step:
-            est, err = _perturbed_grad(v, lam, ll, w, mu, u)
+            est, err = _perturbed_grad(hess, lam, ll, w, mu, u)
             gn_est = gnorm(est)
             done = (gn_est + err * norm_scale <= tol) | ~active
         if small_step and bool(done.all()):

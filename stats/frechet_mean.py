@@ -16,9 +16,11 @@ SPD, affine-invariant          Riemannian Newton–CG in the whitened frame with
                                where the unit-step fixed point diverges); ``(α, β)`` leave the
                                geodesics, hence the mean, unchanged; ``θ`` as for log-Cholesky
 SPD, Bures–Wasserstein         fixed point of Álvarez-Esteban et al. (2016); ``θ`` as above
-any other (sphere, Grassmann,  Riemannian gradient descent with Armijo steps; Poincaré/Lorentz
-hyperbolic, Stiefel, ...)      start at the Lorentz centroid, the sphere at the normalized
-                               Euclidean mean, Grassmann at the extrinsic (projector) mean
+any other (sphere, Grassmann,  Riemannian gradient descent, Barzilai–Borwein steps with an
+hyperbolic, Stiefel, ...)      Armijo safeguard; Lorentz starts at the Lorentz centroid (the
+                               Poincaré ball is solved in the isometric Lorentz model), Grassmann
+                               at the extrinsic (projector) mean, others at the projected
+                               Euclidean mean
 =============================  ==================================================================
 
 The mean is differentiable w.r.t. points and weights. Closed forms differentiate by autograd;
@@ -343,7 +345,7 @@ def frechet_mean(
             xd, wd = x.detach(), wf.detach()
             start = initf.detach() if initf is not None else _generic_init(manifold, xd, wd)
             mean, it, gn, conv = _gen.karcher_mean(manifold, xd, wd, start, tol_, max_iter)
-            alg = "Riemannian gradient descent (Armijo)"
+            alg = "Riemannian gradient descent (Barzilai-Borwein steps, Armijo safeguard)"
             if _needs_grad(x, wf):
                 md = mean
 
