@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..manifolds import Stiefel
+from ..manifolds.spd_vectorize import vech
 from ..manifolds.spectral import clampm, expm, logm, powm, sym
 from ..optim import ManifoldParameter
 
@@ -169,14 +170,6 @@ class PowEig(nn.Module):
 
     def extra_repr(self) -> str:
         return f"power={self.power}"
-
-
-def vech(x: Tensor) -> Tensor:
-    """Upper-triangular vectorisation with √2 off-diagonals: ``(*batch, n, n) → (*batch, n(n+1)/2)``."""
-    n = x.shape[-1]
-    iu = torch.triu_indices(n, n, device=x.device)
-    scale = torch.where(iu[0] == iu[1], 1.0, 2.0**0.5).to(x.dtype)
-    return x[..., iu[0], iu[1]] * scale
 
 
 class Vech(nn.Module):
