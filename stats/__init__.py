@@ -17,3 +17,4 @@ from .tangent_space import TangentSpace
 
 # Dimension reduction
 from .tangent_pca import TangentPCA
+from .pga import PGA
