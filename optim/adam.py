@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._common import bshape, iter_buckets, split_params, stacked, write_back
+from ._fused import retract_transport
 
 __all__ = ["RiemannianAdam"]
 
@@ -141,8 +142,10 @@ class RiemannianAdam(torch.optim.Optimizer):
         if wd != 0:
             g = g.add(x, alpha=wd)
         g = manifold.egrad_to_rgrad(x, g)
-        m = stacked([s["exp_avg"] for s in states]).lerp(g, 1 - beta1)
-        v = stacked([s["exp_avg_sq"] for s in states]).mul(beta2)
+        # with one parameter the stacked tensors are views of the state: update in place
+        single = len(params) == 1
+        m = stacked([s["exp_avg"] for s in states]).lerp_(g, 1 - beta1)
+        v = stacked([s["exp_avg_sq"] for s in states]).mul_(beta2)
         v.add_(manifold.inner(x, g, g), alpha=1 - beta2)
         for s in states:
             s["step"] += 1
@@ -155,20 +158,21 @@ class RiemannianAdam(torch.optim.Optimizer):
             bc1 = 1 - beta1**st
             bc2_sqrt = (1 - beta2**st).sqrt()
         if amsgrad:
-            vmax = torch.maximum(stacked([s["max_exp_avg_sq"] for s in states]), v)
+            vmax = stacked([s["max_exp_avg_sq"] for s in states])
+            torch.maximum(vmax, v, out=vmax)
             denom = (vmax.sqrt() / bc2_sqrt).add_(eps)
         else:
             denom = (v.sqrt() / bc2_sqrt).add_(eps)
         scale = (-lr / bc1) / denom
         u = m * scale.reshape(bshape(scale, nd))
-        new_x = manifold.retract(x, u)
-        m = manifold.transport(x, new_x, m)
+        new_x, m = retract_transport(manifold, x, u, m)
         every = group["stabilize"]
         if every is not None and int(steps[0]) % int(every) == 0:
             new_x = manifold.project_point(new_x)
             m = manifold.project_tangent(new_x, m)
         write_back(params, new_x)
         write_back([s["exp_avg"] for s in states], m)
-        write_back([s["exp_avg_sq"] for s in states], v)
-        if amsgrad:
-            write_back([s["max_exp_avg_sq"] for s in states], vmax)
+        if not single:
+            write_back([s["exp_avg_sq"] for s in states], v)
+            if amsgrad:
+                write_back([s["max_exp_avg_sq"] for s in states], vmax)

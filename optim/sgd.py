@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._common import iter_buckets, split_params, stacked, write_back
+from ._fused import retract_transport
 
 __all__ = ["RiemannianSGD"]
 
@@ -126,9 +127,10 @@ class RiemannianSGD(torch.optim.Optimizer):
             d = g.add(buf, alpha=mom) if nesterov else buf
         else:
             d = g
-        new_x = manifold.retract(x, d.mul(-lr))
         if mom != 0:
-            buf = manifold.transport(x, new_x, buf)
+            new_x, buf = retract_transport(manifold, x, d.mul(-lr), buf)
+        else:
+            new_x = manifold.retract(x, d.mul(-lr))
         every = group["stabilize"]
         if every is not None and states[0]["step"] % int(every) == 0:
             new_x = manifold.project_point(new_x)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds.tolerance import eps as dtype_eps
-from .problem import Geometry, Problem
+from .problem import Geometry, Problem, sel
 from .result import OptimizeResult, Solver
 
 __all__ = ["TrustRegions"]
@@ -103,15 +103,15 @@ class TrustRegions(Solver):
             rho = num / den
             shrink = ~(rho >= 0.25) | ~model_ok
             grow = (rho > 0.75) & boundary & ~shrink
-            radius = torch.where(act & shrink, radius / 4, radius)
-            radius = torch.where(act & grow, torch.clamp(2 * radius, max=dbar), radius)
+            radius = sel(act & shrink, radius / 4, radius)
+            radius = sel(act & grow, torch.clamp(2 * radius, max=dbar), radius)
             accept = act & model_ok & (rho > self.rho_prime)
             fold = f
-            torch.where(accept, geom.norm(x, eta), torch.zeros_like(f))
+            sel(accept, geom.norm(x, eta), torch.zeros_like(f))
             if bool(accept.any()):
                 x = geom.where(accept, xp, x)
                 f2, g2, hess = problem.cost_grad_hess(x)
-                f = torch.where(accept, f2, f)
+                f = sel(accept, f2, f)
                 g = geom.where(accept, g2, g)
                 gn = geom.norm(x, g)
             done = self._check(k, f, gn, None, fold, radius=radius, rho=rho,
@@ -150,13 +150,13 @@ class TrustRegions(Solver):
             if bool(out.any()):
                 disc = (e_pd * e_pd + d_pd * (d2 - e_pe)).clamp_min(0)
                 tau = (-e_pd + disc.sqrt()) / d_pd
-                tau = torch.where(out, tau, torch.zeros_like(tau))
+                tau = sel(out, tau, torch.zeros_like(tau))
                 eta = eta + geom.scale(tau, delta)
                 heta = heta + geom.scale(tau, hd)
                 boundary = boundary | out
                 its = its + out.long()
                 run = run & ~out
-            a = torch.where(run, alpha, torch.zeros_like(alpha))
+            a = sel(run, alpha, torch.zeros_like(alpha))
             new_eta = eta + geom.scale(a, delta)
             new_heta = heta + geom.scale(a, hd)
             new_model = geom.inner(x, new_eta, g) + 0.5 * geom.inner(x, new_eta, new_heta)
@@ -165,18 +165,18 @@ class TrustRegions(Solver):
             its = its + worse.long()
             eta = geom.where(run, new_eta, eta)
             heta = geom.where(run, new_heta, heta)
-            model = torch.where(run, new_model, model)
-            e_pe = torch.where(run, e_pe_new, e_pe)
+            model = sel(run, new_model, model)
+            e_pe = sel(run, e_pe_new, e_pe)
             its = its + run.long()
             r = geom.where(run, r + geom.scale(a, hd), r)
             rr_new = geom.inner(x, r, r)
             small = run & (rr_new.sqrt() <= target) & (j + 1 >= self.min_inner)
             run = run & ~small
             beta = rr_new / rr
-            beta = torch.where(run, beta, torch.zeros_like(beta))
+            beta = sel(run, beta, torch.zeros_like(beta))
             new_delta = m.project_tangent(x, -r + geom.scale(beta, delta))
-            e_pd = torch.where(run, beta * (e_pd + a * d_pd), e_pd)
-            d_pd = torch.where(run, rr_new + beta * beta * d_pd, d_pd)
+            e_pd = sel(run, beta * (e_pd + a * d_pd), e_pd)
+            d_pd = sel(run, rr_new + beta * beta * d_pd, d_pd)
             delta = geom.where(run, new_delta, delta)
-            rr = torch.where(run, rr_new, rr)
+            rr = sel(run, rr_new, rr)
         return eta, heta, boundary, its
