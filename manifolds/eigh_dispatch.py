@@ -44,6 +44,7 @@ __all__ = [
     "spectral_backend",
     "current_backend",
     "choose_path",
+    "auto_path",
     "jacobi_block",
     "eigh",
     "eigvalsh",
@@ -53,6 +54,7 @@ __all__ = [
     "CUDA_JACOBI_MIN_BATCH",
     "CUDA_JACOBI_MAX_N",
     "CUDA_JACOBI_BLOCK",
+    "JACOBI_MIXED",
 ]
 
 BACKENDS = ("auto", "torch", "jacobi")
@@ -68,6 +70,11 @@ CUDA_JACOBI_MIN_BATCH = 2
 CUDA_JACOBI_MAX_N = 512
 #: Block size of the CUDA Jacobi path; ``None``: :func:`jacobi_block` (at most 16).
 CUDA_JACOBI_BLOCK: int | None = None
+#: Mixed-precision Jacobi per input dtype (float32 sweeps, float64 finish). Plain float32 Jacobi
+#: is 3–30× less accurate than ``torch.linalg.eigh`` at n = 64 (roundoff of its many
+#: rotations); the mixed mode matches or beats it (measured on CPU, tests/test_eigh_engine.py).
+#: For float64 inputs it is an option (most sweeps in float32) to be timed on the GPU.
+JACOBI_MIXED: dict[torch.dtype, bool] = {torch.float32: True, torch.float64: False}
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class _Config:
     chunk_size: int | None = None
     block: int | None = None
     sweeps: int | None = None
+    mixed: bool | None = None
 
 
 _DEFAULT = _Config()  # frozen dataclass: an immutable default
@@ -89,6 +97,7 @@ def spectral_backend(
     chunk_size: int | None = None,
     jacobi_block: int | None = None,
     jacobi_sweeps: int | None = None,
+    jacobi_mixed: bool | None = None,
 ) -> Iterator[None]:
     """Force the eigensolver used by every spectral function inside the ``with`` block.
 
@@ -106,6 +115,8 @@ def spectral_backend(
         is forced, :func:`jacobi_block` on the automatic CUDA path.
     jacobi_sweeps : int, optional
         Run exactly this many Jacobi sweeps (no convergence test, no host synchronization).
+    jacobi_mixed : bool, optional
+        Mixed-precision Jacobi (float32 sweeps, float64 finish); default ``JACOBI_MIXED[dtype]``.
 
     Examples
     --------
@@ -126,7 +137,7 @@ def spectral_backend(
             raise ValueError(f"{name} must be a positive int, got {val!r}")
     if jacobi_sweeps is not None and (not isinstance(jacobi_sweeps, int) or jacobi_sweeps < 0):
         raise ValueError(f"jacobi_sweeps must be a non-negative int, got {jacobi_sweeps!r}")
-    token = _CONFIG.set(_Config(backend, chunk_size, jacobi_block, jacobi_sweeps))
+    token = _CONFIG.set(_Config(backend, chunk_size, jacobi_block, jacobi_sweeps, jacobi_mixed))
     try:
         yield
     finally:
@@ -153,18 +164,29 @@ def jacobi_block(n: int, max_block: int = 16) -> int:
     return -(-n // nb)
 
 
+def auto_path(device_type: str, dtype: torch.dtype, n: int, batch: int) -> str:
+    """The automatic choice, ``"torch"`` or ``"jacobi"``, for a batch of ``n × n`` matrices.
+
+    Examples
+    --------
+    >>> import torch
+    >>> auto_path("cuda", torch.float32, 64, 1000), auto_path("cpu", torch.float32, 64, 1000)
+    ('jacobi', 'torch')
+    """
+    if device_type != "cuda" or dtype not in (torch.float32, torch.float64):
+        return "torch"
+    if CUDA_TORCH_MAX_N < n <= CUDA_JACOBI_MAX_N and batch >= CUDA_JACOBI_MIN_BATCH:
+        return "jacobi"
+    return "torch"
+
+
 def choose_path(x: Tensor) -> str:
     """``"torch"`` or ``"jacobi"``: the path :func:`eigh` takes for ``x`` ``(*batch, n, n)``."""
     cfg = _CONFIG.get()
     if cfg.backend != "auto":
         return cfg.backend
-    if x.device.type != "cuda" or x.dtype not in (torch.float32, torch.float64):
-        return "torch"
     n = x.shape[-1]
-    batch = x.numel() // max(n * n, 1)
-    if CUDA_TORCH_MAX_N < n <= CUDA_JACOBI_MAX_N and batch >= CUDA_JACOBI_MIN_BATCH:
-        return "jacobi"
-    return "torch"
+    return auto_path(x.device.type, x.dtype, n, x.numel() // max(n * n, 1))
 
 
 def _chunk_limit(x: Tensor, cfg: _Config) -> int | None:
@@ -210,7 +232,8 @@ def _jacobi_kwargs(x: Tensor, cfg: _Config) -> dict:
         assert v is not None
         return w, v
 
-    return {"block": block, "sweeps": cfg.sweeps, "sub_eigh": sub_eigh}
+    mixed = JACOBI_MIXED.get(x.dtype, False) if cfg.mixed is None else cfg.mixed
+    return {"block": block, "sweeps": cfg.sweeps, "sub_eigh": sub_eigh, "mixed": mixed}
 
 
 def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
