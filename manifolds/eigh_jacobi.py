@@ -111,13 +111,20 @@ def _indices(nb: int, block: int, device: torch.device) -> tuple[Tensor, tuple[T
     return hit
 
 
-def _rotation(app: Tensor, aqq: Tensor, apq: Tensor) -> tuple[Tensor, Tensor]:
-    """Rutishauser's rotation ``(c, s)`` annihilating ``a_pq`` (``c = 1, s = 0`` if it is 0)."""
+def _rotation(app: Tensor, aqq: Tensor, apq: Tensor, skip: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Rutishauser's rotation ``(c, s)`` annihilating ``a_pq``; identity where ``a_pq = 0`` or ``skip``.
+
+    ``t = 1/(τ + sign(τ) √(1 + τ²))`` (the smaller root); ``1 + τ²`` may overflow to inf for
+    ``|τ| > 1e154`` (float64), which gives ``t = 0`` instead of ``≈ 1/(2τ)``: a rotation below
+    roundoff. Few elementwise kernels (this runs once per round).
+    """
     zero = apq == 0
-    tau = (aqq - app) / torch.where(zero, torch.ones_like(apq), apq + apq)
-    t = torch.copysign(torch.ones_like(tau), tau) / (tau.abs() + torch.hypot(torch.ones_like(tau), tau))
-    t = torch.where(zero, torch.zeros_like(t), t)
-    c = torch.rsqrt(1.0 + t * t)
+    if skip is not None:
+        zero |= skip
+    tau = (aqq - app) / (apq + apq)
+    t = torch.reciprocal(tau + torch.copysign(torch.sqrt(torch.addcmul(torch.ones_like(tau), tau, tau)), tau))
+    t.masked_fill_(zero, 0.0)
+    c = torch.rsqrt(torch.addcmul(torch.ones_like(t), t, t))
     return c, t * c
 
 
@@ -140,10 +147,7 @@ def _round_scalar(
 ) -> tuple[Tensor, Tensor | None]:
     d = a.diagonal(dim1=-2, dim2=-1)
     p, q = idx[0::2], idx[1::2]
-    c, s = _rotation(d[:, p], d[:, q], a[:, p, q])
-    if active is not None:
-        c = torch.where(active, c, torch.ones_like(c))
-        s = torch.where(active, s, torch.zeros_like(s))
+    c, s = _rotation(d[:, p], d[:, q], a[:, p, q], None if active is None else ~active)
     c, s = c.unsqueeze(-1), s.unsqueeze(-1)
     a = _rotate_rows(a.index_select(-2, idx), c, s)
     a = _rotate_rows(a.mT.index_select(-2, idx), c, s)
