@@ -200,12 +200,12 @@ def _chunk_limit(x: Tensor, cfg: _Config) -> int | None:
 def _torch_eigh(x: Tensor, limit: int | None, vectors: bool) -> tuple[Tensor, Tensor | None]:
     """``torch.linalg.eigh`` / ``eigvalsh`` in batch chunks of at most ``limit`` matrices."""
     n = x.shape[-1]
-    flat = x.reshape(-1, n, n)
-    b = flat.shape[0]
+    b = x.numel() // max(n * n, 1)
     if limit is None or b <= limit:
         if vectors:
             return torch.linalg.eigh(x)
         return torch.linalg.eigvalsh(x), None
+    flat = x.reshape(b, n, n)
     w = x.new_empty(b, n)
     v = x.new_empty(b, n, n) if vectors else None
     for start in range(0, b, limit):  # chunks of the batch, not single matrices

@@ -154,20 +154,22 @@ def _denman_beavers(x: Tensor, iters: int) -> tuple[Tensor, Tensor]:
     return y, z
 
 
-def _guard(x: Tensor, max_cond: float | None, fallback: bool, what: str) -> tuple[bool, Tensor, Tensor]:
-    """``(use_iterative, λmin, λmax)``: one host sync for the batch-wide decision."""
+def _guard(
+    x: Tensor, max_cond: float | None, fallback: bool, what: str
+) -> tuple[bool, Tensor, Tensor, float]:
+    """``(use_iterative, λmin, λmax, worst κ)``: one host sync for the batch-wide decision."""
     lmin, lmax = _spectral_bounds(x)
     limit = MAX_COND[x.dtype] if max_cond is None else max_cond
     cond = torch.where(lmin > 0, lmax / lmin.clamp_min(torch.finfo(x.dtype).tiny), math.inf)
     worst = float(cond.max()) if cond.numel() else 1.0
     if worst <= limit:
-        return True, lmin, lmax
+        return True, lmin, lmax, worst
     if not fallback:
         raise ValueError(
             f"x is too ill-conditioned for {what}: estimated condition number {worst:.3g} > {limit:.3g}"
             " (use the riemlearn.manifolds.spectral function, or fallback=True)"
         )
-    return False, lmin, lmax
+    return False, lmin, lmax, worst
 
 
 def sqrtm_invsqrtm_iterative(
@@ -208,7 +210,7 @@ def sqrtm_invsqrtm_iterative(
         raise ValueError(f"method must be 'newton_schulz' or 'denman_beavers', got {method!r}")
     if x.numel() == 0:
         return x.clone(), x.clone()
-    ok, lmin, lmax = _guard(x, max_cond, fallback, "sqrtm_invsqrtm_iterative")
+    ok, lmin, lmax, cond = _guard(x, max_cond, fallback, "sqrtm_invsqrtm_iterative")
     if not ok:
         from .spectral import sqrtm_invsqrtm
 
@@ -217,7 +219,6 @@ def sqrtm_invsqrtm_iterative(
     if method == "denman_beavers":
         return _denman_beavers(xs, _db_iters(x.dtype))
     c = torch.minimum(torch.linalg.matrix_norm(xs.detach()), 1.5 * lmax)[..., None, None]
-    cond = float((lmax / lmin).max())
     y, z = _newton_schulz(xs / c, _ns_iters(cond, x.dtype))
     rc = torch.sqrt(c)
     return y * rc, z / rc
@@ -274,7 +275,7 @@ def logm_iterative(
     _check(x)
     if x.numel() == 0:
         return x.clone()
-    ok, lmin, lmax = _guard(x, max_cond, fallback, "logm_iterative")
+    ok, lmin, lmax, cond = _guard(x, max_cond, fallback, "logm_iterative")
     if not ok:
         from .spectral import logm
 
@@ -284,7 +285,7 @@ def logm_iterative(
     c = torch.sqrt(lmin * lmax)[..., None, None]
     y = (x + x.mT) * (0.5 / c)
     # Spectrum of y within [1/r, r], r = √κ (times a margin for the estimate's error).
-    r = float(torch.sqrt(lmax / lmin).max()) * 1.05
+    r = math.sqrt(cond) * 1.05
     k = max(0, math.ceil(math.log2(math.log(r) / math.log1p(_THETA)))) if r > 1 + _THETA else 0
     for _ in range(k):
         # y has spectrum in [1/r, r]: scale by r so Newton–Schulz sees (0, 1].
