@@ -17,7 +17,8 @@ from torch import Tensor
 
 from ..manifolds import SPD
 from ..manifolds.spd_affine_invariant import AffineInvariant
-from ..manifolds.spectral import expm, invsqrtm, logm, sqrtm, sym
+from ..manifolds.spectral import eigvalsh, expm, invsqrtm, logm, sqrtm, sym
+from ._dispersion_power import dispersion_power
 from .batchnorm import RiemannianBatchNorm
 
 __all__ = ["SPDBatchNorm", "DomainSpecificSPDBatchNorm"]
@@ -80,6 +81,25 @@ class SPDBatchNorm(RiemannianBatchNorm):
 
     def _decenter(self, v: Tensor, bias: Tensor) -> Tensor:
         return _cong(sqrtm(bias), expm(v))
+
+    def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
+        # Same maths as the generic centre → scale → bias, with one eigendecomposition of the
+        # centred points instead of two (logm then expm), see _dispersion_power.
+        batch = self.training or not self.track_running_stats
+        if batch:
+            init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
+            mean = self._batch_mean(xg, init)
+        else:
+            mean = rm.to(xg.dtype)
+        z = _cong(invsqrtm(mean), xg)
+        if self.dispersion:
+            fixed = None if batch else rv.to(xg.dtype)
+            z, var = dispersion_power(z, self.scale.to(xg.dtype), self.eps, fixed)
+        elif batch and self.training and self.track_running_stats:
+            var = eigvalsh(z).clamp_min(torch.finfo(z.dtype).tiny).log().square().sum(-1).mean(-1)
+        if batch and self.training and self.track_running_stats:
+            self._update_running(mean, var, rm, rv, nbt)
+        return _cong(sqrtm(self.bias.to(xg.dtype)), z)
 
 
 class DomainSpecificSPDBatchNorm(SPDBatchNorm):

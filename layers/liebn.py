@@ -28,6 +28,7 @@ from ..manifolds.spd_log_cholesky import LogCholesky, cholesky_exp, cholesky_log
 from ..manifolds.spd_log_euclidean import LogEuclidean
 from ..manifolds.spectral import expm, logm, powm, sym
 from ..stats.frechet_mean import frechet_mean
+from ._dispersion_power import dispersion_power
 from .batchnorm import RiemannianBatchNorm
 
 __all__ = ["LieBatchNorm", "LIEBN_METRICS"]
@@ -116,6 +117,27 @@ class LieBatchNorm(RiemannianBatchNorm):
             self._cache = (x, lx)
             return expm(lx.mean(1))
         return frechet_mean(x, self.manifold, init=init, tol=self.tol, max_iter=self.max_iter)
+
+    def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
+        if self.metric != "aim" or not self.dispersion:
+            return super()._forward_grouped(xg, rm, rv, nbt)
+        # AIM with dispersion: centre, scale and bias with one eigendecomposition of the centred
+        # points (Z^f instead of expm(f logm Z)), see _dispersion_power.
+        batch = self.training or not self.track_running_stats
+        if batch:
+            init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
+            mean = self._batch_mean(xg, init)
+        else:
+            mean = rm.to(xg.dtype)
+        c = torch.linalg.cholesky(sym(self._pow(mean))).unsqueeze(1)
+        z = torch.linalg.solve_triangular(c, self._pow(xg), upper=False)
+        z = torch.linalg.solve_triangular(c, z.mT, upper=False)  # L⁻¹ P L⁻ᵀ
+        zf, var = dispersion_power(z, self.scale.to(xg.dtype), self.eps, None if batch else rv.to(xg.dtype),
+                                   self.alpha, self.beta, self.theta)
+        if batch and self.training and self.track_running_stats:
+            self._update_running(mean, var, rm, rv, nbt)
+        cb = torch.linalg.cholesky(sym(self._pow(self.bias.to(xg.dtype)))).unsqueeze(1)
+        return self._unpow(sym(cb @ zf @ cb.mT))
 
     # -- LieBN steps -----------------------------------------------------------------------------
     def _center(self, x: Tensor, mean: Tensor) -> Tensor:

@@ -239,3 +239,37 @@ def test_cuda_matches_cpu(gen):
         cpu = LAYERS[name](4, dtype=F64)
         gpu = LAYERS[name](4, dtype=F64).cuda()
         torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["aim", "aim-nodisp", "liebn-aim-deformed"])
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_path_matches_generic_recipe(name, train, gen):
+    """The one-eigh fast path (Z^f) equals centre → log → scale → exp → bias, values and grads."""
+    from riemlearn.layers.batchnorm import RiemannianBatchNorm
+
+    bn = LAYERS[name](4, dtype=F64)
+    _randomize(bn, gen)
+    bn(_points(gen, 10))  # some running statistics
+    bn.train(train)
+    x = _points(gen, 9).requires_grad_(True)
+    xg = x.unsqueeze(0)
+    state = [t.clone() for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked)]
+    fast = bn._forward_grouped(xg, *state)
+    (gf,) = torch.autograd.grad((fast * xg.detach()).sum(), x)
+    state = [t.clone() for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked)]
+    ref = RiemannianBatchNorm._forward_grouped(bn, xg, *state)
+    (gr,) = torch.autograd.grad((ref * xg.detach()).sum(), x)
+    torch.testing.assert_close(fast, ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(gf, gr, atol=1e-8, rtol=0)
+
+
+def test_gradcheck_eval_mode(gen):
+    bn = SPDBatchNorm(3, dtype=F64)
+    _randomize(bn, gen)
+    bn(_points(gen, 6, n=3))
+    bn.eval()
+    x = _points(gen, 4, n=3).requires_grad_(True)
+    scale = bn.log_scale.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, s: torch.func.functional_call(bn, {"log_scale": s}, ((x + x.mT) / 2,)), (x, scale),
+        eps=1e-6, atol=1e-5, rtol=1e-4)
