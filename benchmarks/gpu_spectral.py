@@ -8,8 +8,9 @@ forced (scalar ``block=1``; the block path; the block path with the other precis
 ``eigh_dispatch.JACOBI_MIXED`` toggled, with its accuracy); then ``spectral.logm`` forward and
 forward+backward (loss ``<G, logm(X)>``) on the automatic path and on the ``"torch"`` path, and
 the accuracy of the automatic path against float64 LAPACK on a subset (eigenvalue error
-relative to ``‖X‖_F``, ``‖VᵀV − I‖_max``). A last table times the affine-invariant Fréchet
-mean (``stats.frechet_mean``) of ``N`` SPD matrices on both paths.
+relative to ``‖X‖_F``, ``‖VᵀV − I‖_max``). Further tables time the affine-invariant Fréchet
+mean (``stats.frechet_mean``) of ``N`` SPD matrices on both paths, and the eigensolver-free
+``matfun_iterative.logm_iterative`` against ``spectral.logm``.
 
 Sizes: ``--device cuda`` (the target) uses the issue's table: 1000×{22, 32, 33, 64},
 256×128×128, 100000×22×22, mean of 1000 64×64. ``--device cpu`` uses smaller batches
@@ -42,6 +43,7 @@ from riemlearn.manifolds.eigh_dispatch import (  # noqa: E402
     jacobi_block,
     spectral_backend,
 )
+from riemlearn.manifolds.matfun_iterative import logm_iterative  # noqa: E402
 from riemlearn.stats.frechet_mean import frechet_mean  # noqa: E402
 
 CUDA_SIZES = [(1000, 22), (1000, 32), (1000, 33), (1000, 64), (256, 128), (100000, 22)]
@@ -172,6 +174,36 @@ def bench_mean(device: str, size: tuple[int, int], repeat: int) -> Table:
     return table
 
 
+def bench_iterative(device: str, size: tuple[int, int], repeat: int) -> Table:
+    batch, n = size
+    table = Table(
+        f"eigensolver-free logm (matfun_iterative.logm_iterative) vs spectral.logm, {batch}×{n}×{n}"
+        f" on {device}: median ms",
+        ["dtype", "iterative fwd", "iterative fwd+bwd", "spectral fwd+bwd (auto)", "max rel. error"],
+    )
+    print(f"\n{table.title}")
+    for dtype in (torch.float32, torch.float64):
+        table.add(*_iterative_row(batch, n, dtype, device, repeat))
+    return table
+
+
+def _iterative_row(batch: int, n: int, dtype: torch.dtype, device: str, repeat: int) -> list:
+    x = _spd(batch, n, dtype, device, seed=3)  # condition ~ 1e2: inside MAX_COND for both dtypes
+    g = _spd(batch, n, dtype, device, seed=4)
+    xg = x.clone().requires_grad_(True)
+
+    def fwd_bwd(f):
+        xg.grad = None
+        (f(xg) * g).sum().backward()
+
+    t_f = _ms(lambda: logm_iterative(x), device, repeat)
+    t_it = _ms(lambda: fwd_bwd(logm_iterative), device, repeat)
+    t_sp = _ms(lambda: fwd_bwd(spectral.logm), device, repeat)
+    ref = spectral.logm(x.double())
+    err = torch.linalg.matrix_norm(logm_iterative(x).double() - ref) / torch.linalg.matrix_norm(ref)
+    return [str(dtype).replace("torch.", ""), t_f, t_it, t_sp, f"{err.max().item():.1e}"]
+
+
 def _mean_row(count: int, n: int, dtype: torch.dtype, device: str, manifold, repeat: int) -> list:
     x = _spd(count, n, dtype, device, seed=7)
     with warnings.catch_warnings():
@@ -223,7 +255,8 @@ def main(argv=None) -> list[Table]:
         mean = (max(8, mean[0] // 10), mean[1])
     if device == "cuda":
         print(f"device: {torch.cuda.get_device_name()}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
-    tables = [bench_sizes(device, sizes, args.repeat), bench_mean(device, mean, args.repeat)]
+    tables = [bench_sizes(device, sizes, args.repeat), bench_mean(device, mean, args.repeat),
+              bench_iterative(device, (1000, 64) if device == "cuda" else (100, 32), args.repeat)]
     if known.probe_chunks:
         tables.append(probe_chunks(device))
     md = "\n".join(t.markdown() for t in tables)
