@@ -142,7 +142,10 @@ class GrassmannGyroBN(nn.Module):
     keeps it, and ``B ⊕ ·`` moves it to the bias ``B`` (a ManifoldParameter on
     ``Grassmann(n, p)``, initialised at the identity). Running mean along the geodesic (momentum),
     running variance linearly; used in eval mode. Defined while principal angles to the
-    identity stay below ``π/2``.
+    identity stay below ``π/2``: the normalized batch must stay inside the injectivity radius
+    (largest principal angle times ``s/σ`` below ``π/2``), otherwise ``r ⊙ X`` wraps around and
+    the output's Fréchet mean is no longer ``B``. With widely spread batches start from a
+    smaller ``scale`` than the default 1 (unit dispersion).
 
     Parameters
     ----------
