@@ -112,6 +112,16 @@ def test_learnable_curvature_value_is_used_and_gets_finite_grad(gen):
     loss = net(torch.randn(6, 3, generator=gen, dtype=F64)).logsumexp(-1).sum()
     loss.backward()
     assert net.c.grad is not None and bool(torch.isfinite(net.c.grad)) and float(net.c.grad) != 0.0
+    lor = LorentzLinear(3, 2, c=c0, learn_curvature=True, dtype=F64, generator=gen)
+    with torch.no_grad():
+        lor.c.fill_(0.9)
+    yl = lor(Lorentz(0.9, n=3).random_point(5, generator=gen, dtype=F64))
+    minkowski_sq = -yl[:, 0] ** 2 + (yl[:, 1:] ** 2).sum(-1)
+    torch.testing.assert_close(minkowski_sq, torch.full((5,), -1 / 0.9, dtype=F64))
+    lin = PoincareLinear(3, 2, c=c0, learn_curvature=True, dtype=F64, generator=gen)
+    for mod, y_out in ((lor, yl), (lin, lin(x))):
+        y_out.pow(2).sum().backward()
+        assert bool(torch.isfinite(mod.c.grad)) and float(mod.c.grad) != 0.0
     with torch.no_grad():
         mlr.c.fill_(-0.1)
     with pytest.raises(ValueError, match="positive"):
@@ -188,13 +198,15 @@ def _two_class_ball(gen, n_per, dtype):
     return ball.wrapped_normal(centres[y], 0.5, generator=gen), y
 
 
-@pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_classifier_learns(dtype):
+@pytest.mark.parametrize(("dtype", "learn"), [(F64, True), (torch.float32, False)])
+def test_classifier_learns(dtype, learn):
     gen = torch.Generator().manual_seed(0)
     x, y = _two_class_ball(gen, 32, dtype)
     xt, yt = _two_class_ball(gen, 32, dtype)
-    net = HyperbolicClassifier(3, 2, hidden=(4,), learn_curvature=True, euclidean_input=False,
+    net = HyperbolicClassifier(3, 2, hidden=(4,), learn_curvature=learn, euclidean_input=False,
                                dtype=dtype, generator=gen)
+    if not learn:  # ball-valued biases are ManifoldParameters found by the optimizer
+        assert isinstance(net.body[1].bias, ManifoldParameter)
     opt = RiemannianAdam(net.parameters(), lr=0.05)
     for _ in range(30):
         opt.zero_grad()
