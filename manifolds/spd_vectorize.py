@@ -26,7 +26,9 @@ __all__ = ["vech", "unvech", "tangent_space", "untangent_space"]
 
 def _weights(n: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     r, c = torch.triu_indices(n, n, device=device)
-    w = torch.where(r == c, 1.0, math.sqrt(2.0)).to(dtype)
+    # √2 built in the target dtype (a float32 √2 would cost 1e-8 relative in float64).
+    w = torch.full(r.shape, math.sqrt(2.0), dtype=dtype, device=device)
+    w[r == c] = 1.0
     return r, c, w
 
 

@@ -29,6 +29,7 @@ from ..manifolds.spd_affine_invariant import AffineInvariant
 from ..manifolds.spd_base import resolve_compute_dtype
 from ..manifolds.spd_log_cholesky import LogCholesky, cholesky_log
 from ..manifolds.spd_log_euclidean import LogEuclidean
+from ..manifolds.spd_vectorize import unvech, vech
 from ..manifolds.spectral import expm, logm, sqrtm_invsqrtm, sym
 from ._sklearn import (
     BaseEstimator,
@@ -67,29 +68,6 @@ def fast_path(metric: Metric) -> str | None:
 
 def _compute_dtype(metric: Metric, dtype: torch.dtype) -> torch.dtype:
     return resolve_compute_dtype(getattr(metric, "compute_dtype", None), dtype)
-
-
-def _triu(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    idx = torch.triu_indices(n, n, device=device)
-    return idx[0], idx[1]
-
-
-def _vech(s: Tensor) -> Tensor:
-    n = s.shape[-1]
-    i, j = _triu(n, s.device)
-    w = torch.full(i.shape, math.sqrt(2.0), dtype=s.dtype, device=s.device)
-    w[i == j] = 1.0
-    return s[..., i, j] * w
-
-
-def _unvech(v: Tensor, n: int) -> Tensor:
-    i, j = _triu(n, v.device)
-    w = torch.full(i.shape, 1.0 / math.sqrt(2.0), dtype=v.dtype, device=v.device)
-    w[i == j] = 1.0
-    out = v.new_zeros(v.shape[:-1] + (n, n))
-    out[..., i, j] = v * w
-    out[..., j, i] = v * w
-    return out
 
 
 def _n_from_dim(d: int) -> int:
@@ -144,7 +122,7 @@ def to_tangent(C: Tensor, reference: Tensor, metric: str | Metric = "affine_inva
     else:
         eye = torch.eye(C.shape[-1], dtype=cdt, device=C.device).expand_as(Pc)
         s = m.transport(Pc, eye, m.log(Pc, Cc))
-    return _vech(m.identity_coords(s)).to(dt)
+    return vech(m.identity_coords(s)).to(dt)
 
 
 def from_tangent(T: Tensor, reference: Tensor, metric: str | Metric = "affine_invariant") -> Tensor:
@@ -157,7 +135,7 @@ def from_tangent(T: Tensor, reference: Tensor, metric: str | Metric = "affine_in
     dt = T.dtype
     cdt = _compute_dtype(m, dt)
     Pc = reference.to(cdt)
-    a = m.identity_coords_inv(_unvech(T.to(cdt), n))
+    a = m.identity_coords_inv(unvech(T.to(cdt)))
     if kind == "ai":
         p_sqrt, _ = sqrtm_invsqrtm(Pc)
         out = sym(p_sqrt @ expm(a) @ p_sqrt)
