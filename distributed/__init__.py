@@ -15,6 +15,7 @@ Launch with ``torchrun --nproc_per_node N script.py`` on one machine, or on a cl
 ``torchrun --nnodes K --nproc_per_node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT script.py``.
 """
 
+from .decentralized import DecentralizedResult, decentralized_cg, ring_mixing_matrix
 from .frechet_mean import frechet_mean
 from .launch import free_port, spawn_local
 from .sync_batchnorm import (
@@ -26,4 +27,5 @@ from .sync_batchnorm import (
 )
 
 __all__ = ["frechet_mean", "spawn_local", "free_port", "SyncRiemannianBatchNorm", "SyncSPDBatchNorm",
-           "SyncLieBatchNorm", "SyncBWBatchNorm", "convert_sync_batchnorm"]
+           "SyncLieBatchNorm", "SyncBWBatchNorm", "convert_sync_batchnorm", "decentralized_cg",
+           "DecentralizedResult", "ring_mixing_matrix"]
