@@ -75,7 +75,9 @@ class RiemannianBatchNorm(nn.Module):
         If False, eval mode also uses batch statistics.
     max_iter, tol :
         Passed to :func:`~riemlearn.stats.frechet_mean` for iterative means (warm-started at
-        the running mean).
+        the running mean). The default ``tol`` (1e-10 in float64) makes the train-mode
+        properties exact; ``tol=1e-6`` saves one Newton iteration of the AIM mean (measured
+        ~30% of its cost at batch 30, n = 16..30) at a mean accurate to ~1e-7.
     dtype, device :
         Of the parameters and buffers.
     """
