@@ -19,7 +19,7 @@ Models
 * **MDM**: minimum distance to the affine-invariant Fréchet mean of each class.
 * **TS + LR**: log map at the Fréchet mean of the training trials (isometric vectorization),
   then an L2-regularized logistic regression (scikit-learn).
-* **SPDNet + LieBN**: ``BiMap → LieBN → ReEig → BiMap → LieBN → LogEig → Linear``, trained with
+* **SPDNet + LieBN**: ``BiMap (12 → 8) → LieBN → LogEig → Linear`` (deeper with ``--edf``), trained with
   Riemannian Adam (BiMap weights on the Stiefel manifold, batch-norm biases on SPD); the
   batch-norm running statistics are refitted exactly on the training trials before testing.
 """
@@ -31,13 +31,14 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from functools import partial
 
 import numpy as np
 import torch
 from riemlearn.layers import SPDNet, refit_batchnorm_stats
 from riemlearn.manifolds import SPD
 from riemlearn.optim import RiemannianAdam
-from riemlearn.stats import MDM, Covariances, TangentPCA, TangentSpace, frechet_mean, make_eeg
+from riemlearn.stats import MDM, Covariances, TangentSpace, frechet_mean, make_eeg, tangent_space
 
 
 # ----------------------------------------------------------------------------- progress bar
@@ -129,7 +130,7 @@ def fit_predict_ts_lr(C_tr, y_tr, C_te):
 
 
 def train_spdnet(C_tr: torch.Tensor, y_tr: torch.Tensor, n_classes: int, *, epochs: int, seed: int,
-                 hidden: list[int], batch: int = 32, lr: float = 2e-2,
+                 hidden: list[int], batch: int = 32, lr: float = 5e-2,
                  on_epoch=None) -> tuple[SPDNet, list[float]]:
     """Train an SPDNet with LieBN (affine-invariant) by Riemannian Adam; returns model, losses."""
     g = torch.Generator().manual_seed(seed)
@@ -176,14 +177,17 @@ def cross_validate(C: np.ndarray, y: np.ndarray, folds, *, epochs: int, seed: in
     """Out-of-fold predictions and fit times of the three models on the same folds."""
     n_classes = int(y.max()) + 1
     results: dict[str, dict] = {}
-    bar = progress(len(folds) * epochs, "SPDNet+LieBN training (folds x epochs)", show_progress)
     models = {
         "MDM (affine-invariant)": fit_predict_mdm,
         "Tangent space + LogReg": fit_predict_ts_lr,
-        "SPDNet + LieBN (R-Adam)": lambda a, b, c: fit_predict_spdnet(
-            a, b, c, n_classes=n_classes, epochs=epochs, seed=seed, hidden=hidden, bar=bar),
+        "SPDNet + LieBN (R-Adam)": None,
     }
     for name, fit_predict in models.items():
+        bar = None
+        if fit_predict is None:  # the network: progress bar over folds x epochs
+            bar = progress(len(folds) * epochs, "SPDNet+LieBN training (folds x epochs)", show_progress)
+            fit_predict = partial(fit_predict_spdnet, n_classes=n_classes, epochs=epochs, seed=seed,
+                                  hidden=hidden, bar=bar)
         pred = np.empty_like(y)
         accs, times = [], []
         for tr, te in folds:
@@ -191,8 +195,9 @@ def cross_validate(C: np.ndarray, y: np.ndarray, folds, *, epochs: int, seed: in
             pred[te] = fit_predict(C[tr], y[tr], C[te])
             times.append(time.perf_counter() - t0)
             accs.append(float((pred[te] == y[te]).mean()))
+        if bar is not None:
+            bar.close()
         results[name] = {"pred": pred, "accs": np.array(accs), "times": np.array(times)}
-    bar.close()
     return results
 
 
@@ -212,6 +217,20 @@ def print_table(results: dict[str, dict], n_classes: int) -> None:
     print(f"(chance level {1 / n_classes:.3f})")
 
 
+def class_plane(v_means: torch.Tensor, v_trials: torch.Tensor) -> torch.Tensor:
+    """Orthonormal (d, 2) basis: the principal plane of the class means (completed, when there are
+    only two classes, by the main direction of the trials orthogonal to the mean difference)."""
+    centred = v_means - v_means.mean(0)
+    vt = torch.linalg.svd(centred, full_matrices=False)[2]
+    if len(v_means) > 2:
+        return vt[:2].T
+    first = vt[0]
+    dev = v_trials - v_trials.mean(0)
+    dev = dev - (dev @ first)[:, None] * first
+    second = torch.linalg.svd(dev, full_matrices=False)[2][0]
+    return torch.stack([first, second], 1)
+
+
 def save_figure(C: np.ndarray, y: np.ndarray, results: dict[str, dict], out: str, title: str) -> None:
     import matplotlib
 
@@ -221,11 +240,16 @@ def save_figure(C: np.ndarray, y: np.ndarray, results: dict[str, dict], out: str
     spd = SPD(C.shape[-1])
     Ct = torch.as_tensor(C)
     n_classes = int(y.max()) + 1
-    # 2-D tangent plane at the Fréchet mean of all trials: its first two principal directions
-    tpca = TangentPCA(n_components=2, manifold=spd).fit(Ct)
-    scores = tpca.transform(Ct).numpy()
+    # Tangent space at the Fréchet mean of all trials (isometric vech coordinates), and the 2-D
+    # plane of that tangent space that best fits the class means (their principal plane).
+    grand = frechet_mean(Ct, spd)
     means = torch.stack([frechet_mean(Ct[torch.as_tensor(y == k)], spd) for k in range(n_classes)])
-    mean_scores = tpca.transform(means).numpy()
+    v_trials = tangent_space(Ct, grand, spd, vectorize=True)
+    v_means = tangent_space(means, grand, spd, vectorize=True)
+    basis = class_plane(v_means, v_trials)
+    scores, mean_scores = (v_trials @ basis).numpy(), (v_means @ basis).numpy()
+    dev = v_trials - v_trials.mean(0)
+    share = float((dev @ basis).pow(2).sum() / dev.pow(2).sum())
 
     n_models = len(results)
     fig, axes = plt.subplots(1, 1 + n_models, figsize=(4.2 * (1 + n_models), 4.2))
@@ -236,11 +260,11 @@ def save_figure(C: np.ndarray, y: np.ndarray, results: dict[str, dict], out: str
                    label=f"class {k} trials")
         ax.scatter(*mean_scores[k], s=260, marker="*", color=colors(k), edgecolor="black",
                    linewidth=1.2, zorder=5, label=f"class {k} Fréchet mean")
-    ax.scatter(0, 0, s=80, marker="+", color="black", zorder=6, label="grand mean (origin)")
-    ev = tpca.explained_variance_ratio_.numpy()
-    ax.set_xlabel(f"tangent PC 1 ({100 * ev[0]:.0f}% of variance)")
-    ax.set_ylabel(f"tangent PC 2 ({100 * ev[1]:.0f}%)")
-    ax.set_title("Trials and class means in the tangent\nplane at the Fréchet mean (AIM)", fontsize=10)
+    ax.scatter(0, 0, s=80, marker="+", color="black", zorder=6, label="Fréchet mean of all trials")
+    ax.set_xlabel("tangent coordinate 1 (class-mean plane)")
+    ax.set_ylabel("tangent coordinate 2")
+    ax.set_title("Trials and class means at the Fréchet mean (AIM):\n"
+                 f"plane of the class means ({100 * share:.0f}% of trial variance)", fontsize=10)
     ax.legend(fontsize=6.5, loc="best")
     for ax, (name, r) in zip(axes[1:], results.items(), strict=True):
         cm = confusion(y, r["pred"], n_classes)
@@ -268,7 +292,7 @@ def main(argv: Iterable[str] | None = None) -> dict[str, dict]:
     p.add_argument("--out", default="eeg_classification.png", help="figure path (PNG)")
     p.add_argument("--fast", action="store_true", help="small data, 3 folds, few epochs (tests)")
     p.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
-    p.add_argument("--epochs", type=int, default=None, help="SPDNet epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=None, help="SPDNet epochs (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the matrices are small, so one thread is fastest "
@@ -278,7 +302,7 @@ def main(argv: Iterable[str] | None = None) -> dict[str, dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     folds_k = args.folds or (3 if args.fast else 5)
-    epochs = args.epochs or (6 if args.fast else 30)
+    epochs = args.epochs or (5 if args.fast else 20)
 
     t_start = time.perf_counter()
     if args.edf:
@@ -286,7 +310,7 @@ def main(argv: Iterable[str] | None = None) -> dict[str, dict]:
         hidden = [16, 8]
     else:
         X, y, desc = synthetic_data(args.seed, args.fast)
-        hidden = [8, 4] if args.fast else [10, 6]
+        hidden = [6] if args.fast else [8]
     y = np.unique(y, return_inverse=True)[1]  # labels 0..K-1
     print(desc)
     C = Covariances("oas").fit_transform(X.astype(np.float64))
