@@ -135,7 +135,8 @@ class GrassmannGyroBN(nn.Module):
 
     Train mode, for a batch ``X_i`` (``(N, n, p)``; extra leading axes are folded in):
     ``M`` = Fréchet mean (:func:`riemlearn.stats.frechet_mean`), ``σ² = mean d²(M, X_i)``,
-    ``Y_i = B ⊕ ((s/√(σ² + eps)) ⊙ ((⊖M) ⊕ X_i))``. ``(⊖M) ⊕ ·`` is the transvection
+    ``Y_i = B ⊕ (r ⊙ ((⊖M) ⊕ X_i))`` with ``r = s`` (default) or ``r = s/√(σ² + eps)``
+    (``normalize_dispersion=True``). ``(⊖M) ⊕ ·`` is the transvection
     ``expm(−Ω(B_M))`` (exact matrix exponential), an isometry carrying ``span(M)`` to the
     identity, so the centred batch's Fréchet mean is ``I_{n,p}`` (to the mean solver's
     tolerance; a Cayley approximation would miss it by ``O(‖B_M‖³)``); scaling at the identity
@@ -144,8 +145,14 @@ class GrassmannGyroBN(nn.Module):
     running variance linearly; used in eval mode. Defined while principal angles to the
     identity stay below ``π/2``: the normalized batch must stay inside the injectivity radius
     (largest principal angle times ``s/σ`` below ``π/2``), otherwise ``r ⊙ X`` wraps around and
-    the output's Fréchet mean is no longer ``B``. With widely spread batches start from a
-    smaller ``scale`` than the default 1 (unit dispersion).
+    the output's Fréchet mean is no longer ``B``. This is why dispersion normalization is off
+    by default on this compact space: scaling a batch of two well separated clusters to unit
+    dispersion pushes them past ``π/2`` (measured: GyroBN + gyro MLR then trains to chance on
+    some seeds of the two-class test problem, while centring alone trains fine). The learnable
+    scale ``s`` can itself grow past that radius in training (measured on that problem with
+    RiemannianAdam, lr 0.05: ``s`` reached ~2.1 within 30 steps and the loss rose from 0.03
+    to 1.7, no NaN); freeze it (``bn.scale.requires_grad_(False)``) or give it a smaller
+    learning rate in that case.
 
     Parameters
     ----------
@@ -159,6 +166,8 @@ class GrassmannGyroBN(nn.Module):
     tol : float, optional
         Gradient-norm tolerance of the Fréchet mean (default: that of
         :func:`~riemlearn.stats.frechet_mean`, 1e-10 in float64).
+    normalize_dispersion : bool
+        Divide by the batch (running, in eval) standard deviation (default False).
     dtype, device : optional
 
     Examples
@@ -172,7 +181,7 @@ class GrassmannGyroBN(nn.Module):
     """
 
     def __init__(self, n: int, p: int, *, momentum: float = 0.1, eps: float = 1e-6, max_iter: int = 50,
-                 tol: float | None = None,
+                 tol: float | None = None, normalize_dispersion: bool = False,
                  dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
         super().__init__()
         if not 1 <= p < n:
@@ -183,7 +192,7 @@ class GrassmannGyroBN(nn.Module):
             raise ValueError(f"eps must be non-negative, got {eps}")
         self.n, self.p = n, p
         self.momentum, self.eps, self.max_iter = float(momentum), float(eps), int(max_iter)
-        self.tol = tol
+        self.tol, self.normalize_dispersion = tol, bool(normalize_dispersion)
         self.manifold = Grassmann(n, p)
         self.bias = ManifoldParameter(identity(n, p, dtype=dtype, device=device), manifold=self.manifold)
         self.scale = nn.Parameter(torch.ones((), dtype=dtype, device=device))
@@ -212,9 +221,12 @@ class GrassmannGyroBN(nn.Module):
             mu = self.running_mean.to(x.dtype)
             var = self.running_var.to(x.dtype)
         centred = transvection(gyro_inv(mu)) @ xf
-        factor = self.scale.to(x.dtype) / torch.sqrt(var + self.eps)
+        factor = self.scale.to(x.dtype)
+        if self.normalize_dispersion:
+            factor = factor / torch.sqrt(var + self.eps)
         scaled = gyro_scalar(factor, centred)
         return (transvection(self.bias.to(x.dtype)) @ scaled).reshape(shape)
 
     def extra_repr(self) -> str:
-        return f"Gr({self.n}, {self.p}), momentum={self.momentum}, eps={self.eps}"
+        return (f"Gr({self.n}, {self.p}), momentum={self.momentum}, eps={self.eps}, "
+                f"normalize_dispersion={self.normalize_dispersion}")

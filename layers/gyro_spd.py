@@ -139,8 +139,11 @@ class SPDGyroFC(nn.Module):
         k = out_features * (out_features + 1) // 2
         self.mlr = SPDGyroMLR(in_features, k, metric, dtype=dtype, device=device, generator=generator)
         self.out_manifold = _spd_manifold(out_features, self.mlr.manifold.metric)
-        with torch.no_grad():  # keep the output's initial spread O(1)
-            self.mlr.normals.mul_(math.sqrt(k) / max(1.0, math.sqrt(in_features)))
+        with torch.no_grad():
+            # normals with std (n(n+1)/2)^(-1/2) per entry: each output coordinate has variance
+            # ‖Log_I X‖²/(n(n+1)/2), so the output's squared gyro norm is about
+            # ‖Log_I X‖² m(m+1)/(n(n+1)) at initialisation
+            self.mlr.normals.mul_(math.sqrt(k))
 
     def forward(self, x: Tensor) -> Tensor:
         v = self.mlr(x)

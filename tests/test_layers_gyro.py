@@ -154,7 +154,7 @@ def test_grassmann_gyrobn_statistics(gen):
     centred = gyro_add(gyro_inv(mu), x)
     i52 = identity(5, 2, dtype=F64)
     assert float((_proj(_gr_mean(centred)) - _proj(i52)).abs().max().detach()) < 1e-8
-    bn = GrassmannGyroBN(5, 2, tol=1e-13, max_iter=500, dtype=F64)
+    bn = GrassmannGyroBN(5, 2, tol=1e-13, max_iter=500, normalize_dispersion=True, dtype=F64)
     assert isinstance(bn.bias, ManifoldParameter) and bn.bias.manifold == man
     with torch.no_grad():  # keep the normalized batch well inside the injectivity radius
         bn.scale.fill_(0.3)
@@ -185,7 +185,7 @@ def test_grassmann_gyrobn_statistics(gen):
 
 
 def test_grassmann_gyrobn_grad_state_dict(gen):
-    bn = GrassmannGyroBN(3, 1, tol=1e-14, max_iter=500, dtype=F64)
+    bn = GrassmannGyroBN(3, 1, tol=1e-14, max_iter=500, normalize_dispersion=True, dtype=F64)
     with torch.no_grad():
         bn.scale.fill_(0.5)
     x = _near(gen, Grassmann(3, 1).random_point(generator=gen, dtype=F64), 3, 0.3).requires_grad_(True)
@@ -195,7 +195,7 @@ def test_grassmann_gyrobn_grad_state_dict(gen):
         assert g is not None and bool(torch.isfinite(g).all())
     xs = x.detach().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a: (bn(a) * t).sum(), (xs,), atol=1e-6)
-    bn2 = GrassmannGyroBN(3, 1, dtype=F64)
+    bn2 = GrassmannGyroBN(3, 1, normalize_dispersion=True, dtype=F64)
     bn2.load_state_dict(bn.state_dict())
     bn.eval()
     bn2.eval()
