@@ -18,3 +18,4 @@ from .tangent_space import TangentSpace
 # Dimension reduction
 from .tangent_pca import TangentPCA
 from .pga import PGA
+from .bsa import BSA

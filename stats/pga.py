@@ -83,7 +83,9 @@ class ConstantCurvatureFrame:
     def __init__(self, manifold: Manifold, base: Tensor) -> None:
         name = type(manifold).__name__
         self.manifold, self.name = manifold, name
-        if name == "Sphere":
+        if name == "Euclidean":  # flat: (0, x − base) (used by barycentric subspace analysis)
+            self.kind, self.scale, self.shape = "flat", 1.0, tuple(base.shape)
+        elif name == "Sphere":
             self.kind, self.scale = "sphere", 1.0
             mu = base
             e0 = torch.zeros_like(mu)
@@ -112,10 +114,16 @@ class ConstantCurvatureFrame:
         else:
             raise ValueError(f"no closed-form geodesic subspaces on {manifold!r}")
         self.base = base
-        self.dim = base.shape[-1] - 1 if name != "PoincareBall" else base.shape[-1]
+        if self.kind == "flat":
+            self.dim = int(base.numel())
+        else:
+            self.dim = base.shape[-1] - 1 if name != "PoincareBall" else base.shape[-1]
 
     def coords(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(t, z)``: ``(*batch,)`` and ``(*batch, m)``."""
+        if self.kind == "flat":
+            z = (x - self.base).reshape(x.shape[: x.dim() - len(self.shape)] + (-1,))
+            return z.new_zeros(z.shape[:-1]), z
         if self.kind == "sphere":
             hx = x @ self.h.mT
             return (x * self.mu).sum(-1), hx[..., 1:]
@@ -129,6 +137,8 @@ class ConstantCurvatureFrame:
 
     def tangent(self, v: Tensor) -> Tensor:
         """Tangent vectors at ``base`` (ambient representation) from frame coordinates ``(*batch, m)``."""
+        if self.kind == "flat":
+            return v.reshape(v.shape[:-1] + self.shape)
         if self.kind == "sphere":
             return v @ self.h[1:]
         u = torch.cat((torch.zeros_like(v[..., :1]), v), dim=-1)
@@ -143,6 +153,8 @@ class ConstantCurvatureFrame:
 
     def log_coords(self, t: Tensor, z: Tensor) -> Tensor:
         """Frame coordinates of ``Log_base(x)``: ``z/|z| · d(base, x)``."""
+        if self.kind == "flat":
+            return z
         nz = _norm(z)
         d = torch.atan2(nz, t) if self.kind == "sphere" else torch.asinh(nz) * self.scale
         return z * (d / torch.where(nz > 0, nz, torch.ones_like(nz))).unsqueeze(-1)
@@ -156,6 +168,8 @@ class ConstantCurvatureFrame:
         beta = z @ v
         r = z - beta @ v.mT
         nb, nr = _norm(beta), _norm(r)
+        if self.kind == "flat":
+            return nb, nr, beta
         if self.kind == "sphere":
             dproj = torch.atan2(nb, t)
             dres = torch.atan2(nr, safe_sqrt(t * t + nb * nb))
@@ -164,6 +178,32 @@ class ConstantCurvatureFrame:
             dres = torch.asinh(nr) * self.scale
         scores = beta * (dproj / torch.where(nb > 0, nb, torch.ones_like(nb))).unsqueeze(-1)
         return dproj, dres, scores
+
+
+    def project(self, t: Tensor, z: Tensor, v: Tensor) -> Tensor:
+        """Closest point ``π x`` of the geodesic subspace through ``base`` spanned by ``v (m, k)``.
+
+        Sphere: the normalized ``(t, Vβ)``; hyperboloid: ``(t, Vβ)/√(t² − |β|²)`` with
+        ``t² − |β|² = 1 + |r|²`` (no cancellation); flat: ``base + Vβ``.
+        """
+        beta = z @ v
+        w = beta @ v.mT
+        if self.kind == "flat":
+            return self.base + w.reshape(w.shape[:-1] + self.shape)
+        if self.kind == "sphere":
+            p = t.unsqueeze(-1) * self.mu + w @ self.h[1:]
+            return p / safe_sqrt((p * p).sum(-1)).unsqueeze(-1)
+        r = z - w
+        ws = w / torch.sqrt(1 + (r * r).sum(-1, keepdim=True))
+        u = torch.cat((torch.sqrt(1 + (ws * ws).sum(-1, keepdim=True)), ws), dim=-1)
+        j = torch.ones(u.shape[-1], dtype=u.dtype, device=u.device)
+        j[0] = -1.0
+        x = (u @ (j[:, None] * self.boost * j[None, :]).mT) / math.sqrt(self.c)
+        if self.name == "Lorentz":
+            return x
+        from ..manifolds.hyperbolic_conversions import lorentz_to_ball
+
+        return lorentz_to_ball(x, self.c)
 
 
 def frame_for(manifold: Manifold, base: Tensor) -> ConstantCurvatureFrame | None:
@@ -329,7 +369,7 @@ class PGA(TransformerMixin, BaseEstimator):
             total = torch.tensor(self._tpca.total_variance_, dtype=x.dtype, device=x.device)
         else:
             with torch.no_grad():
-                mean = frechet_mean(x, m, w)
+                mean = m.project_point(frechet_mean(x, m, w))  # guard: stay on M
             frame = ConstantCurvatureFrame(m, mean)
             t, z = frame.coords(x)
             limit = min(n_pts, frame.dim)
