@@ -91,7 +91,9 @@ def test_spd_gyro_net_learns(dtype):
     xt, yt = _spd_data(gen, centres, 32, 0.3)
     net = torch.nn.Sequential(SPDGyroFC(4, 3, "affine_invariant", dtype=dtype, generator=gen),
                               SPDGyroMLR(3, 2, "log_cholesky", dtype=dtype, generator=gen))
-    opt = RiemannianAdam(net.parameters(), lr=0.05)
+    # lr 0.02: at 0.05 the logits (hence the FC output's log-spectrum) grow fast enough that some
+    # float32 seeds reach condition numbers beyond 1/eps within 30 steps (see SPDGyroFC notes)
+    opt = RiemannianAdam(net.parameters(), lr=0.02)
     for _ in range(25):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(net(x), y)
