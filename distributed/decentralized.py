@@ -172,7 +172,9 @@ def decentralized_cg(
         Starting point (projected onto the manifold; usually the same on every rank).
     step : float or callable
         Step size ``α`` (or ``step(k)`` for iteration ``k``). With tracking, the method
-        minimizes the network *average* ``(1/A) Σ_a f_a`` with this step.
+        minimizes the network *average* ``(1/A) Σ_a f_a`` with this step; ``α ≈ 0.25 / L``, with
+        ``L`` the Lipschitz constant of the average gradient, is a safe start (PCA: ``L`` = the
+        largest eigenvalue of the average local covariance); too large a step oscillates.
     mixing : Tensor, shape (A, A), optional
         Symmetric doubly-stochastic mixing matrix of the graph (``A`` = number of ranks;
         ``W_ab ≠ 0`` iff ``a``, ``b`` are neighbours). Default: :func:`ring_mixing_matrix`.
@@ -214,34 +216,65 @@ def decentralized_cg(
     man = Stiefel(x0.shape[0], x0.shape[1], metric="embedded", retraction=retraction)
     grad_fn = egrad if egrad is not None else (lambda x: _egrad(cost, x))
     step_fn = step if callable(step) else (lambda k: float(step))
-    x = man.project_point(x0.detach())
+
+    def check(x: Tensor, e: Tensor) -> bool:
+        cons, gn, _ = _report(man, x[0], e[0], comm)
+        return cons <= tol and gn <= tol
+
+    x, e, it, converged = _drcg(lambda xb: grad_fn(xb[0])[None], x0.detach()[None], man, mix, step_fn,
+                                tracking, int(max_iter), check if tol is not None else None, int(check_every))
+    cons, gn, feas = _report(man, x[0], e[0], comm)
+    return DecentralizedResult(x[0], it, cons, gn, feas, converged)
+
+
+def _drcg(grad_fn, x0: Tensor, man: Stiefel, mix, step_fn, tracking: bool, max_iter: int, check,
+          check_every: int) -> tuple[Tensor, Tensor, int, bool]:
+    """The iteration for ``A`` agents stacked along dim 0 (``x0 (A, n, p)``; ``A = 1`` per rank);
+    ``mix`` mixes a stacked ``(A, k, n, p)`` tensor over the agents."""
+    x = man.project_point(x0)
     e = grad_fn(x)
     y = e.clone()
     g = man.project_tangent(x, y)
     eta = -g
-    gg = (g * g).sum()
+    gg = (g * g).sum((-2, -1))
     it, converged = 0, False
-    for k in range(int(max_iter)):
-        packed = mix(torch.stack([x, eta, y]))
-        mx, meta, my = packed[0], packed[1], packed[2]
+    for k in range(max_iter):
+        packed = mix(torch.stack([x, eta, y], dim=1))
+        mx, meta, my = packed[:, 0], packed[:, 1], packed[:, 2]
         x_new = man.retract(x, man.project_tangent(x, mx - x) + step_fn(k) * eta)
         e_new = grad_fn(x_new)
         y = my + e_new - e if tracking else e_new
         g = man.project_tangent(x_new, y)
-        gg_new = (g * g).sum()
+        gg_new = (g * g).sum((-2, -1))
         beta = gg_new / gg.clamp_min(torch.finfo(gg.dtype).tiny)
-        eta = -g + beta * man.project_tangent(x_new, meta)
-        if float((eta * g).sum()) >= 0.0:  # not a descent direction: restart
-            eta = -g
+        eta = -g + beta[:, None, None] * man.project_tangent(x_new, meta)
+        descent = (eta * g).sum((-2, -1)) < 0  # else restart with the negative gradient
+        eta = torch.where(descent[:, None, None], eta, -g)
         x, e, gg = x_new, e_new, gg_new
         it = k + 1
-        if tol is not None and it % int(check_every) == 0:
-            cons, gn, _ = _report(man, x, e, comm)
-            if cons <= tol and gn <= tol:
-                converged = True
-                break
-    cons, gn, feas = _report(man, x, e, comm)
-    return DecentralizedResult(x, it, cons, gn, feas, converged)
+        if check is not None and it % check_every == 0 and check(x, e):
+            converged = True
+            break
+    return x, e, it, converged
+
+
+def simulate(costs, x0: Tensor, mixing: Tensor, **kw):
+    """Run the iteration for ``A`` agents in one process (dense mixing); returns stacked iterates."""
+    a = mixing.shape[0]
+    man = Stiefel(x0.shape[-2], x0.shape[-1], metric="embedded", retraction=kw.get("retraction", "polar"))
+    w = mixing.to(x0.dtype)
+
+    def grad_fn(xb):
+        return torch.stack([_egrad(c, xi) for c, xi in zip(costs, xb, strict=True)])
+
+    def mix(t):
+        for _ in range(kw.get("consensus_steps", 1)):
+            t = torch.einsum("ab,b...->a...", w, t)
+        return t
+    step = kw.get("step", 0.1)
+    step_fn = step if callable(step) else (lambda k: float(step))
+    return _drcg(grad_fn, x0.expand((a,) + x0.shape).clone(), man, mix, step_fn, kw.get("tracking", True),
+                 kw.get("max_iter", 500), None, 1)
 
 
 def _report(man: Stiefel, x: Tensor, e: Tensor, comm: Comm) -> tuple[float, float, float]:
