@@ -137,7 +137,8 @@ def test_generic_projection_spd(gen):
 
 def test_bad_input(gen):
     m = Sphere(3)
-    X = m.random_point(10, generator=gen, dtype=F64)
+    X = m.project_point(torch.tensor([1.0, 0, 0], dtype=F64)
+                        + 0.3 * torch.randn(10, 3, generator=gen, dtype=F64))
     with pytest.raises(ValueError, match="method"):
         BSA(1, m, method="backward").fit(X)
     with pytest.raises(ValueError, match="n_components"):

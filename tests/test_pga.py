@@ -106,7 +106,8 @@ def test_linearized_elsewhere_numpy_io(gen):
 
 def test_bad_input(gen):
     m = Sphere(3)
-    X = m.random_point(10, generator=gen, dtype=F64)
+    X = m.project_point(torch.tensor([1.0, 0, 0], dtype=F64)
+                        + 0.3 * torch.randn(10, 3, generator=gen, dtype=F64))
     with pytest.raises(ValueError, match="method"):
         PGA(1, m, method="nope").fit(X)
     with pytest.raises(ValueError, match="criterion"):
