@@ -90,7 +90,7 @@ class ConstantCurvatureFrame:
             mu = base
             e0 = torch.zeros_like(mu)
             e0[0] = 1.0
-            sgn = 1.0 if float(mu[0]) >= 0 else -1.0
+            sgn = 1.0 if float(mu[0].detach()) >= 0 else -1.0
             w = mu + sgn * e0
             eye = torch.eye(mu.shape[0], dtype=mu.dtype, device=mu.device)
             self.h = eye - 2 * torch.outer(w, w) / (w @ w)  # Householder: h μ = ∓e0
