@@ -123,3 +123,17 @@ def test_bad_input(gen):
         pca.inverse_transform(torch.zeros(4, 3, dtype=F64))
     with pytest.raises(ValueError, match="shape"):
         pca.transform(SPD(4).random_point(2, generator=gen, dtype=F64))
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(gen):
+    from riemlearn.stats import BSA, PGA
+
+    m = Sphere(4)
+    X = m.project_point(torch.tensor([1.0, 0, 0, 0], dtype=F64)
+                        + 0.4 * torch.randn(30, 4, generator=gen, dtype=F64))
+    for est in (TangentPCA(2, m), PGA(2, m), BSA(2, m)):
+        cpu = est.fit(X).transform(X)
+        gpu = type(est)(**est.get_params()).fit(X.cuda()).transform(X.cuda())
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu().abs(), cpu.abs(), atol=1e-7, rtol=1e-7)
