@@ -152,3 +152,19 @@ def test_bad_input(gen):
     bsa = BSA(1, m).fit(X)
     with pytest.raises(ValueError, match="shape"):
         bsa.inverse_transform(torch.ones(4, 3, dtype=F64))
+
+
+def test_forward_bsa_equals_residual_pga_on_sphere(gen):
+    # with x0 the Fréchet mean, the forward flag is greedy geodesic-subspace fitting through the
+    # mean: the same problem as exact PGA with criterion="residual" (solved differently: CG over
+    # reference points vs trust regions over unit directions)
+    from riemlearn.stats.pga import PGA
+
+    m = Sphere(4)
+    X = m.project_point(torch.tensor([1.0, 0, 0, 0], dtype=F64)
+                        + torch.randn(40, 4, generator=gen, dtype=F64) * torch.tensor([0, 0.9, 0.5, 0.3],
+                                                                                       dtype=F64))
+    bsa = BSA(2, m).fit(X)
+    pga = PGA(2, m, criterion="residual").fit(X)
+    torch.testing.assert_close(bsa.unexplained_variance_[1:], pga.residual_variance_, rtol=1e-7, atol=1e-12)
+    torch.testing.assert_close(bsa.references_[0], pga.mean_)
