@@ -156,7 +156,16 @@ def test_grassmann_gyrobn_statistics(gen):
     centred = gyro_add(gyro_inv(mu), x)
     i52 = identity(5, 2, dtype=F64)
     assert float((_proj(_gr_mean(centred)) - _proj(i52)).abs().max().detach()) < 1e-8
-    bn = GrassmannGyroBN(5, 2, tol=1e-13, max_iter=500, normalize_dispersion=True, dtype=F64)
+    # default: centring and bias only (isometries): output mean = bias, dispersion unchanged
+    bnd = GrassmannGyroBN(5, 2, tol=1e-13, max_iter=500, dtype=F64)
+    assert bnd.scale is None
+    bd = _near(gen, i52, 1, 0.4)[0]
+    with torch.no_grad():
+        bnd.bias.copy_(bd)
+    yd = bnd(x)
+    assert float((_proj(_gr_mean(yd)) - _proj(bd)).abs().max().detach()) < 1e-8
+    torch.testing.assert_close((man.dist(bd, yd) ** 2).mean(), (man.dist(mu, x) ** 2).mean())
+    bn = GrassmannGyroBN(5, 2, tol=1e-13, max_iter=500, scaling=True, normalize_dispersion=True, dtype=F64)
     assert isinstance(bn.bias, ManifoldParameter) and bn.bias.manifold == man
     with torch.no_grad():  # keep the normalized batch well inside the injectivity radius
         bn.scale.fill_(0.3)
@@ -187,7 +196,7 @@ def test_grassmann_gyrobn_statistics(gen):
 
 
 def test_grassmann_gyrobn_grad_state_dict(gen):
-    bn = GrassmannGyroBN(3, 1, tol=1e-14, max_iter=500, normalize_dispersion=True, dtype=F64)
+    bn = GrassmannGyroBN(3, 1, tol=1e-14, max_iter=500, scaling=True, normalize_dispersion=True, dtype=F64)
     with torch.no_grad():
         bn.scale.fill_(0.5)
     x = _near(gen, Grassmann(3, 1).random_point(generator=gen, dtype=F64), 3, 0.3).requires_grad_(True)
@@ -197,21 +206,23 @@ def test_grassmann_gyrobn_grad_state_dict(gen):
         assert g is not None and bool(torch.isfinite(g).all())
     xs = x.detach().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a: (bn(a) * t).sum(), (xs,), atol=1e-6)
-    bn2 = GrassmannGyroBN(3, 1, normalize_dispersion=True, dtype=F64)
+    bn2 = GrassmannGyroBN(3, 1, scaling=True, normalize_dispersion=True, dtype=F64)
     bn2.load_state_dict(bn.state_dict())
     bn.eval()
     bn2.eval()
     torch.testing.assert_close(bn2(x.detach()), bn(x.detach()))
 
 
-@pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_grassmann_gyro_mlr_learns(dtype):
+@pytest.mark.parametrize(("dtype", "bn"), [(F64, True), (torch.float32, False)])
+def test_grassmann_gyro_mlr_learns(dtype, bn):
     gen = torch.Generator().manual_seed(0)
     man = Grassmann(8, 2)
     centres = man.random_point(2, generator=gen, dtype=dtype)
     y = torch.arange(48) % 2
     x = torch.cat([_near(gen, centres[k], 48, 0.08, dtype) for k in range(2)])[torch.arange(48) + 48 * y]
     net = GrassmannGyroMLR(8, 2, 2, dtype=dtype, generator=gen)
+    if bn:  # GyroBN centring first (eval mode below uses its running mean)
+        net = torch.nn.Sequential(GrassmannGyroBN(8, 2, dtype=dtype), net)
     opt = RiemannianAdam(net.parameters(), lr=0.05)
     for _ in range(25):
         opt.zero_grad()
@@ -219,6 +230,7 @@ def test_grassmann_gyro_mlr_learns(dtype):
         loss.backward()
         opt.step()
         assert bool(torch.isfinite(loss))
+    net.eval()
     with torch.no_grad():
         acc = (net(x[32:]).argmax(-1) == y[32:]).double().mean().item()
     assert acc >= 0.85, acc
