@@ -90,15 +90,17 @@ def _frame_span(m: Manifold, refs: Tensor) -> tuple[ConstantCurvatureFrame, Tens
 def ebs_residuals(points: Tensor, references: Tensor, manifold: Manifold) -> Tensor:
     """Residual distances ``d(yᵢ, π_l yᵢ)`` to every level of the flag, ``(k+1, N)``.
 
-    Row ``l`` is for ``EBS(x₀, …, x_l)`` (row 0: ``d(yᵢ, x₀)``). Closed form on Euclidean space, the
-    sphere and hyperbolic space (differentiable in the points and the references); projection by
-    optimization elsewhere.
+    Row ``l`` is for ``EBS(x₀, …, x_l)`` (row 0: ``d(yᵢ, x₀)``, the point itself). Closed form on
+    Euclidean space, the sphere and hyperbolic space (differentiable in the points and the
+    references); projection by optimization elsewhere.
     """
     k = references.shape[0] - 1
     if _is_closed(manifold):
         frame, v = _frame_span(manifold, references)
         t, z = frame.coords(points)
-        rows = [frame.subspace(t, z, v[:, :l])[1] for l in range(k + 1)]
+        # level 0 is the point x₀ itself (on the sphere S ∩ span(x₀) would also hold −x₀)
+        rows = [manifold.dist(references[0].expand_as(points), points)]
+        rows += [frame.subspace(t, z, v[:, :l])[1] for l in range(1, k + 1)]
         return torch.stack(rows)
     rows = [manifold.dist(references[0].expand_as(points), points)]
     for l in range(1, k + 1):

@@ -66,6 +66,10 @@ def test_sphere_recovers_planted_great_subsphere(gen):
     assert float((q @ q.mT - P).abs().max()) < 1e-8
     assert float(bsa.unexplained_variance_[2]) < 1e-20
     assert bsa.unexplained_variance_[0] > bsa.unexplained_variance_[1] > bsa.unexplained_variance_[2]
+    # level 0 is the point x0 = Fréchet mean: its unexplained variance is the Fréchet variance
+    d = m.dist(bsa.references_[0].expand_as(X), X)
+    torch.testing.assert_close(bsa.unexplained_variance_[0], (d * d).mean())
+    assert float(bsa.unexplained_variance_[0]) > 0.8  # data reach past π/2 from the mean
 
 
 def test_sphere_noisy_planted_forward_joint_and_coordinates(gen):
