@@ -2,6 +2,7 @@
 
 from . import spectral
 from .base import Manifold, Metric
+from .eigh_dispatch import spectral_backend
 from .euclidean import Euclidean, FlatMetric
 from .spd import SPD
 from .spd_affine_invariant import AffineInvariant
@@ -15,7 +16,7 @@ from .product import Product, ProductMetric
 from .poincare import PoincareBall, PoincareMetric
 from .lorentz import Lorentz, LorentzMetric
 
-__all__ = ["Manifold", "Metric", "Euclidean", "FlatMetric", "spectral"]
+__all__ = ["Manifold", "Metric", "Euclidean", "FlatMetric", "spectral", "spectral_backend"]
 __all__ += ["Sphere", "RoundMetric", "Stiefel", "StiefelCanonicalMetric", "StiefelEmbeddedMetric"]
 __all__ += ["Grassmann", "GrassmannMetric", "Product", "ProductMetric"]
 __all__ += ["SPD", "AffineInvariant", "LogEuclidean", "LogCholesky"]

@@ -251,6 +251,8 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     """
     x = x.detach()
     cfg = _CONFIG.get()
+    if cfg is _DEFAULT and x.device.type == "cpu":  # fast path: the CPU default is unchanged
+        return torch.linalg.eigh(x)
     if choose_path(x) == "jacobi":
         return eigh_jacobi(x, **_jacobi_kwargs(x, cfg))
     w, v = _torch_eigh(x, _chunk_limit(x, cfg), True)
@@ -262,6 +264,8 @@ def eigvalsh(x: Tensor) -> Tensor:
     """Ascending eigenvalues ``(*batch, n)`` of symmetric ``(*batch, n, n)`` by the chosen path."""
     x = x.detach()
     cfg = _CONFIG.get()
+    if cfg is _DEFAULT and x.device.type == "cpu":
+        return torch.linalg.eigvalsh(x)
     if choose_path(x) == "jacobi":
         return eigvalsh_jacobi(x, **_jacobi_kwargs(x, cfg))
     return _torch_eigh(x, _chunk_limit(x, cfg), False)[0]

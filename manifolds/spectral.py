@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import eigh_dispatch as _dispatch
 from .spectral_fns import Clamp, Custom, Exp, Log, Power, SpectralFn
 from .tolerance import tie_threshold
 
@@ -63,12 +64,13 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     """Eigendecomposition ``X = V diag(w) Vᵀ`` of symmetric ``(*batch, n, n)``, ascending ``w``.
 
     The one place riemlearn calls an eigensolver (no autograd through it: the spectral functions
-    carry their own backward). Empty batches are returned as empty results.
+    carry their own backward). Empty batches are returned as empty results. The solver is
+    chosen by :mod:`~riemlearn.manifolds.eigh_dispatch` (forced with ``spectral_backend``).
     """
     if x.numel() == 0:
         n = x.shape[-1]
         return x.new_empty(x.shape[:-1]), x.new_empty(x.shape[:-2] + (n, n))
-    return torch.linalg.eigh(x.detach())
+    return _dispatch.eigh(x.detach())
 
 
 def eigvalsh(x: Tensor) -> Tensor:
@@ -78,7 +80,7 @@ def eigvalsh(x: Tensor) -> Tensor:
     """
     if x.numel() == 0:
         return x.new_empty(x.shape[:-1])
-    return torch.linalg.eigvalsh(x.detach())
+    return _dispatch.eigvalsh(x.detach())
 
 
 def _reconstruct(v: Tensor, fw: Tensor) -> Tensor:
