@@ -109,24 +109,26 @@ def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 def _exact_one_minus_f64(x: Tensor, cc: Tensor) -> Tensor:
     """``1 − c‖x‖²`` for float64 ``x``, error ~1e-22·√n absolute (no autograd).
 
-    ``y = 2^e x`` with ``2^e ≈ √c`` (exact scaling; ``‖y‖² < 4`` in the ball) is cut on a fixed
-    grid, ``y = a + r`` with ``a ∈ 2^-25 Z`` and ``|r| ≤ 2^-26``. Every ``a²`` is exact, and so is
-    every partial sum of them (multiples of ``2^-50`` below 8), so ``Σa²`` carries no rounding;
-    only the small remainder ``Σ(2a + r) r`` (``≲ 2^-24``) is rounded. The sum is then combined
-    with Knuth's two-sum and the product with ``c`` made exact with Dekker's two-product.
+    With ``2^e ≈ √c`` (so ``‖2^e x‖² < 4`` in the ball), ``t = 2^(e+25) x`` (exact scaling) is cut
+    into integers and remainders, ``t = a + r`` with ``a ∈ Z`` and ``|r| ≤ ½``. Every ``a²`` is
+    exact, and so is every partial sum of them (integers below ``2^53``), so ``Σa²`` carries no
+    rounding; only the small remainder ``Σ(2a + r) r`` (``≲ 2^26``) is rounded. The sum is then
+    combined with Knuth's two-sum, scaled back by ``2^-50`` (exact) and the product with
+    ``c·2^-2e ∈ [¼, 1)`` made exact with Dekker's two-product. Eight elementwise passes over
+    ``x``; everything else is per point.
     """
     _, e = torch.frexp(torch.sqrt(cc))  # √c = m·2^e, m ∈ [0.5, 1)
     pw = torch.exp2(e.to(x.dtype))
-    y = x * pw
     c1 = cc / (pw * pw)  # c·2^-2e ∈ [0.25, 1), exact
-    a = torch.round(y * 2.0**25) * 2.0**-25
-    r = y - a
+    t = x * (pw * 2.0**25)
+    a = torch.round(t)
+    r = t - a
     s1 = (a * a).sum(-1, keepdim=True)
-    s2 = ((a + a + r) * r).sum(-1, keepdim=True)
+    s2 = ((a + t) * r).sum(-1, keepdim=True)
     hi, lo = _two_sum(s1, s2)
-    c1 = c1.expand_as(hi)
+    hi = hi * 2.0**-50
     p, q = _two_prod(c1, hi, _split_factor(x.dtype))
-    return ((1 - p) - q) - c1 * lo
+    return ((1 - p) - q) - c1 * (lo * 2.0**-50)
 
 
 def one_minus_cnorm2(x: Tensor, c: Tensor | float) -> Tensor:
@@ -145,20 +147,22 @@ def one_minus_cnorm2(x: Tensor, c: Tensor | float) -> Tensor:
 
 def _one_minus(x: Tensor, cc: Tensor) -> Tensor:
     """:func:`one_minus_cnorm2` for an already shaped curvature tensor ``cc``."""
-    plain = 1 - cc * _sq(x)
-    if x.dtype == torch.float64:
-        with torch.no_grad():
-            corr = _exact_one_minus_f64(x.detach(), cc.detach()) - plain.detach()
-        return plain + corr
-    if x.dtype in (torch.float32, torch.float16, torch.bfloat16):
-        # a plain float64 evaluation is exact enough: ~1e-16 absolute, ≤ 2e-9 relative at the
-        # float32 capacity (A ≥ 6e-8)
-        with torch.no_grad():
+    low = x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    if x.dtype != torch.float64 and not low:
+        return 1 - cc * _sq(x)
+    with torch.no_grad():
+        if low:
+            # a plain float64 evaluation is exact enough: ~1e-16 absolute, ≤ 2e-9 relative at
+            # the float32 capacity (A ≥ 6e-8)
             x64 = x.detach().double()
-            a64 = 1 - cc.detach().double() * (x64 * x64).sum(-1, keepdim=True)
-            corr = a64.to(x.dtype) - plain.detach()
-        return plain + corr
-    return plain
+            exact = (1 - cc.detach().double() * (x64 * x64).sum(-1, keepdim=True)).to(x.dtype)
+        else:
+            exact = _exact_one_minus_f64(x.detach(), cc.detach())
+    if not (torch.is_grad_enabled() and (x.requires_grad or cc.requires_grad)):
+        return exact
+    # the value is the exact one; backward sees the derivative −2c x of the plain formula
+    plain = 1 - cc * _sq(x)
+    return plain + (exact - plain.detach())
 
 
 def keep_inside(y: Tensor, c: Tensor | float) -> Tensor:

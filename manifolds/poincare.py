@@ -50,6 +50,7 @@ __all__ = [
     "expmap0",
     "logmap0",
     "transport",
+    "exp_transport",
     "egrad_to_rgrad",
     "ehess_to_rhess",
     "arcosh1p",
@@ -145,6 +146,55 @@ def transport(x: Tensor, y: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
     cc = curvature(c, torch.broadcast_tensors(x, y, v)[0])
     ratio = mobius._one_minus(y, cc) / mobius._one_minus(x, cc)
     return ratio * mobius.gyration(y, -x, v, c)
+
+
+def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[Tensor, Tensor]:
+    """``(y, P_{x→y} m)`` with ``y = exp_x(u)``: :func:`exp` and :func:`transport` sharing work.
+
+    The optimizers' step. ``A(x)`` is computed once (nearly exactly, as everywhere); the
+    intermediate ``v = exp_0(u/A(x))`` has ``A(v) = (1 − tanh t)(1 + tanh t)`` in closed form
+    and ``A(y) = A(x)A(v)/D`` comes from the stable Möbius addition, so no further
+    ``1 − c‖·‖²`` is summed. Same formulas as ``exp`` then ``transport`` (equal up to
+    round-off; the result is guarded like every ``exp`` output). All inputs ``(*batch, n)``.
+    """
+    x, u, m = torch.broadcast_tensors(x, u, m)
+    cc = curvature(c, x)
+    sc = torch.sqrt(cc)
+    e = float(torch.finfo(x.dtype).eps)
+    ax = mobius._one_minus(x, cc)
+    nu = safe_sqrt(_sq(u))
+    t = sc * nu / ax
+    small = t < mobius._SMALL
+    th_big = mobius._cap(torch.tanh(torch.where(small, torch.ones_like(t), t)))
+    th = torch.where(small, t * (1 - t * t / 3), th_big)
+    # v = tanh(t) u / (√c ‖u‖) = coef · u
+    coef = torch.where(small, (1 - t * t / 3) / ax, th_big / (sc * nu.clamp_min(torch.finfo(x.dtype).tiny)))
+    v = coef * u
+    av = (1 - th) * (1 + th)
+    s = x + v
+    cs2 = cc * _sq(s)
+    num = (ax * s).addcmul_(cs2, x)
+    den = ax * av + cs2
+    ay = ax * av / den
+    # guard as mobius.keep_inside, with c‖y‖² from the numerator
+    sy = cc * _sq(num) / (den * den)
+    bad = (ay <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
+    target = 1 - max(4.0, 2 * mobius._GUARD_ULPS) * e
+    scale = torch.sqrt(target / torch.where(bad, sy, torch.ones_like(sy)).clamp_min(target))
+    y = num * (scale / den)
+    ay = torch.where(bad, torch.full_like(ay, 1 - target), ay)
+    cy2 = sy * scale * scale
+    # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D
+    yv, xv, xy = _dot(y, m), _dot(x, m), _dot(x, y)
+    cx2 = 1 - ax
+    d = y - x
+    dg = ay * ax + cc * _sq(d)
+    alpha = cc * (-yv * cx2 - xv - 2 * cc * xy * (-xv))
+    beta = cc * (xv * cy2 - yv)
+    r = ay / ax
+    k = 2 * r / dg
+    out = (m * r).addcmul_(y, k * alpha).addcmul_(x, -k * beta)
+    return y, out
 
 
 def egrad_to_rgrad(x: Tensor, egrad: Tensor, c: Tensor | float) -> Tensor:

@@ -11,6 +11,10 @@ with ``x = L Lᵀ`` (Cholesky) and ``w = L⁻¹ u L⁻ᵀ``, the metric's retrac
 ``E m Eᵀ`` with ``E = (y x⁻¹)^{1/2} = L z^{1/2} L⁻¹``, ``z = I + w + ½ w²``. ``z`` shares the
 eigenvectors of ``w`` (eigenvalues ``1 + λ + λ²/2 ≥ ½``), so one Cholesky and one ``eigh`` of
 ``w`` replace the two eigendecompositions of the generic transport.
+
+Poincaré ball (retraction = exponential map): :func:`riemlearn.manifolds.poincare.exp_transport`
+computes ``1 − c‖x‖²`` once and takes ``1 − c‖·‖²`` of the intermediate and final points in
+closed form.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds import Manifold
+from ..manifolds.base import Metric
 from ..manifolds.spectral import eigh, sym
 
 __all__ = ["retract_transport"]
@@ -43,6 +48,11 @@ def _ai_retract_transport(x: Tensor, u: Tensor, m: Tensor) -> tuple[Tensor, Tens
 
 def _fused_for(manifold: Manifold, x: Tensor) -> Callable[[Tensor, Tensor, Tensor], tuple] | None:
     metric = manifold.metric
+    if type(metric).__name__ == "PoincareMetric" and type(metric).retract is Metric.retract:
+        from ..manifolds.poincare import exp_transport
+
+        c = metric.c
+        return lambda x, u, m: exp_transport(x, u, m, c)
     if type(metric).__name__ == "AffineInvariant" and getattr(metric, "theta", None) == 1.0:
         from ..manifolds.spd_base import resolve_compute_dtype
 
