@@ -55,7 +55,8 @@ def karcher_mean(m: Manifold, x: Tensor, w: Tensor, init: Tensor, tol: float, ma
             break
         t = t_prev.clone()
         for _bt in range(50):
-            cand = m.exp(mean, _expand_w(t, nd) * g)
+            # Re-project: long steps (BB allows t up to 1e3) amplify rounding off the manifold.
+            cand = m.project_point(m.exp(mean, _expand_w(t, nd) * g))
             g2, cost2 = _field(m, cand, x, w)
             gn2_new = m.inner(cand, g2, g2)
             ok = cost2 <= cost - 1e-4 * t * gn2

@@ -248,3 +248,19 @@ def test_tiny_scale_data_still_iterates(gen, metric):
     small, info = frechet_mean(1e-10 * x, m, return_info=True)
     assert int(info.iterations) > 0
     torch.testing.assert_close(small, 1e-10 * ref, rtol=1e-9, atol=0.0)
+
+
+def test_sphere_mean_of_a_spread_great_subsphere_stays_on_the_sphere():
+    """Regression: long Barzilai–Borwein steps used to drift the iterate off the sphere."""
+    from riemlearn.manifolds import Sphere
+
+    g = torch.Generator().manual_seed(3)
+    d = torch.float64
+    q, _ = torch.linalg.qr(torch.randn(5, 3, generator=g, dtype=d))
+    z = torch.randn(60, 3, generator=g, dtype=d)
+    x = (z / z.norm(dim=-1, keepdim=True)) @ q.T
+    x = x + 0.01 * torch.randn(60, 5, generator=g, dtype=d)
+    x = x / x.norm(dim=-1, keepdim=True)
+    mean, info = frechet_mean(x, Sphere(5), return_info=True)
+    assert abs(float(mean.norm()) - 1.0) < 1e-12
+    assert bool(info.converged) and float(info.grad_norm) <= 1e-9
