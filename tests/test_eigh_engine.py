@@ -182,6 +182,10 @@ def test_auto_path_rules():
     assert [D.jacobi_block(n) for n in (33, 64, 93, 128)] == [9, 16, 16, 16]
     assert all(2 * D.jacobi_block(n) <= 32 for n in range(2, 300))
     assert D.choose_path(torch.zeros(4, 64, 64)) == "torch"
+    x = _random_sym((3,), 40, torch.Generator().manual_seed(0))
+    w, v = S.eigh(x)  # CPU default: exactly torch.linalg.eigh
+    w0, v0 = torch.linalg.eigh(x)
+    assert torch.equal(w, w0) and torch.equal(v, v0) and torch.equal(S.eigvalsh(x), torch.linalg.eigvalsh(x))
 
 
 def test_spectral_backend_switch_scoping_and_threads():
