@@ -4,15 +4,16 @@ Run: ``python benchmarks/distributed.py [--repeat R] [--quick] [--markdown PATH]
 
 For every workload the same points are averaged
 
-* in one process, 1 thread: ``riemlearn.stats.frechet_mean`` and the distributed function
-  (no process group: the same loops without communication);
-* in one process, 2 threads (torch intra-op parallelism: the fair single-process baseline on a
-  2-core machine);
-* in 2 gloo processes (loopback), 1 thread each, each rank holding half of the points: the
-  time between two barriers on rank 0 (process start-up and data generation not counted).
+* by ``riemlearn.stats.frechet_mean`` in one process with 1 thread (rank 0 alone, while the
+  other rank waits in a barrier);
+* by ``riemlearn.distributed.frechet_mean`` in 2 gloo processes (loopback), 1 thread each,
+  each holding half of the points: the time between two barriers on rank 0;
 
-Each process is pinned to 1 thread (``--threads`` is ignored). The speed-up is
-``time(1 process, 1 thread) / time(2 processes)``.
+back to back in every repeat (paired, so load from other jobs on a shared machine hits both);
+the speed-up is the median of the per-repeat ratios. Also: CPU seconds of the one process and of
+rank 0 (the work split), and one process with 2 threads (torch intra-op parallelism) timed
+afterwards in the parent. Process start-up and data generation are not timed; ``--threads`` is
+ignored (every process uses 1 thread).
 """
 
 from __future__ import annotations
@@ -56,21 +57,26 @@ def data(m, n_pts: int, dim: int) -> torch.Tensor:
     return m.random_point(n_pts, generator=g, dtype=torch.float64)
 
 
-def _time(fn, repeat: int, sync=None) -> tuple[float, torch.Tensor]:
+def _time(fn, repeat: int, sync=None) -> tuple[float, torch.Tensor, float]:
+    """Median wall seconds, the result, median CPU seconds of this process."""
     out = fn()  # warm-up
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeat):
         if sync:
             sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         if sync:
             sync()
         samples.append(time.perf_counter() - t0)
-    return statistics.median(samples), out
+        cpu.append(time.process_time() - c0)
+    return statistics.median(samples), out, statistics.median(cpu)
 
 
 def worker(rank: int, world: int, outdir: str, quick: bool, repeat: int) -> None:
+    """Paired timings: in every repeat rank 0 first averages all points alone (the other rank
+    waits in a barrier), then both ranks average their halves; medians of both and of the
+    per-repeat ratio are reported (load from other jobs hits both members of a pair)."""
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
     res = []
@@ -78,9 +84,30 @@ def worker(rank: int, world: int, outdir: str, quick: bool, repeat: int) -> None
         x = data(m, n_pts, dim)
         half = n_pts // world
         xl = x[rank * half:(rank + 1) * half if rank < world - 1 else n_pts].clone()
+        one, two, ratio, cpu1, cpu2 = [], [], [], [], []
         with torch.no_grad():
-            t, mean = _time(partial(dmean, xl, m), repeat, dist.barrier)
-        res.append((t, mean))
+            dmean(xl, m)  # warm-up
+            if rank == 0:
+                smean(x, m)
+            for _ in range(repeat):
+                dist.barrier()
+                if rank == 0:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    ref = smean(x, m)
+                    one.append(time.perf_counter() - t0)
+                    cpu1.append(time.process_time() - c0)
+                dist.barrier()
+                t0, c0 = time.perf_counter(), time.process_time()
+                mean = dmean(xl, m)
+                dist.barrier()
+                two.append(time.perf_counter() - t0)
+                cpu2.append(time.process_time() - c0)
+                if rank == 0:
+                    ratio.append(one[-1] / two[-1])
+        if rank == 0:
+            med = statistics.median
+            res.append({"one": med(one), "two": med(two), "ratio": med(ratio), "cpu1": med(cpu1),
+                        "cpu2": med(cpu2), "diff": float((mean - ref).abs().max())})
     if rank == 0:
         torch.save(res, os.path.join(outdir, "dist.pt"))
 
@@ -92,20 +119,18 @@ def main(argv=None) -> None:
     spawn_local(worker, 2, (out, args.quick, args.repeat), timeout=1800)
     dist_res = torch.load(os.path.join(out, "dist.pt"), weights_only=False)
     load = os.getloadavg()[0]
-    table = Table("Fréchet mean of N points (float64): median seconds; speed-up = 1 proc 1 thread / 2 procs",
-                  ["workload", "N", "stats 1 thr", "distributed API 1 proc 1 thr", "1 proc 2 thr",
-                   "2 procs (1 thr each)", "speed-up vs 1 thr", "speed-up vs 2 thr", "max |diff|"])
-    for (name, m, n_pts, dim), (t2p, mean2p) in zip(workloads(args.quick), dist_res, strict=True):
+    table = Table("Fréchet mean of N points (float64), median seconds; paired: 1 process (1 thread) vs 2 "
+                  "processes (1 thread each, half of the points each)",
+                  ["workload", "N", "1 process", "2 processes", "speed-up (median of paired ratios)",
+                   "CPU s: 1 process / rank 0 of 2", "1 process, 2 threads", "max |diff| to 1 process"])
+    for (name, m, n_pts, dim), r in zip(workloads(args.quick), dist_res, strict=True):
         x = data(m, n_pts, dim)
         with torch.no_grad():
-            torch.set_num_threads(1)
-            ts, ref = _time(partial(smean, x, m), args.repeat)
-            td, _ = _time(partial(dmean, x, m), args.repeat)
             torch.set_num_threads(2)
-            t2t, _ = _time(partial(smean, x, m), args.repeat)
+            t2t, _, _ = _time(partial(smean, x, m), args.repeat)
             torch.set_num_threads(1)
-        diff = float((mean2p - ref).abs().max())
-        table.add(name, n_pts, ts, td, t2t, t2p, td / t2p, t2t / t2p, f"{diff:.1e}")
+        table.add(name, n_pts, r["one"], r["two"], r["ratio"], f"{r['cpu1']:.2f} / {r['cpu2']:.2f}", t2t,
+                  f"{r['diff']:.1e}")
     md = (f"Machine: {machine_description()}. Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"load average {load:.1f} at the end (shared box: other jobs ran at the same time). "
           f"gloo on loopback, no GPU/NCCL in this run.\n\n" + table.markdown())
