@@ -20,7 +20,7 @@ def test_readme_python_snippets_run():
 def test_readme_commands_match_ci():
     text = README.read_text(encoding="utf-8")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert "pip install torch==2.13.0" in text and "pip install torch==2.13.0" in ci
+    assert "pip install torch==2.13.0" in text and "torch==2.13.0" in ci
     assert 'pip install -e ".[test]"' in text and 'pip install -q -e ".[test]"' in ci
     assert "examples/eeg_classification.py" in text
     assert (README.parent / "examples" / "eeg_classification.py").is_file()
