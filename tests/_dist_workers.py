@@ -190,6 +190,20 @@ def pca_part(rank: int, world: int, res: dict) -> None:
     res["pca"] = out
 
 
+def subgroup_part(rank: int, world: int, res: dict) -> None:
+    """Ranks 0 and 2 as a process group of 2 (group rank ≠ global rank for rank 2)."""
+    sub = dist.new_group([0, 2])
+    if rank not in (0, 2):
+        return
+    r = 0 if rank == 0 else 1
+    _, m, x, w = mean_cases()[4]  # sphere, weighted: Karcher iterations + the broadcast fallback
+    with torch.no_grad():
+        res["sub/mean"] = frechet_mean(shard(x, r, 2, 1), m, shard(w, r, 2, 0), process_group=sub, **MEAN_KW)
+    a = pca_covariances(2)[r]
+    res["sub/pca"] = decentralized_cg(lambda z: -0.5 * (z * (a @ z)).sum(), pca_x0(), step=0.1,
+                                      max_iter=400, tol=1e-9, process_group=sub)
+
+
 def worker(rank: int, world: int, outdir: str) -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -198,4 +212,5 @@ def worker(rank: int, world: int, outdir: str) -> None:
     syncbn_part(rank, world, res)
     ddp_part(rank, world, res, outdir)
     pca_part(rank, world, res)
+    subgroup_part(rank, world, res)
     torch.save(res, os.path.join(outdir, f"rank{rank}.pt"))

@@ -117,6 +117,17 @@ def test_decentralized_pca_reaches_centralized_subspace(runs):
         assert res.feasibility <= 1e-12 and res.consensus_error <= 1e-9
 
 
+def test_process_group_argument(runs):
+    _, m, x, w = W.mean_cases()[4]
+    ref = single_mean(x, m, w, **W.MEAN_KW)
+    assert "sub/mean" not in runs[1]
+    u = torch.linalg.eigh(W.pca_covariances(2).sum(0))[1][:, -W.PCA_P:]
+    for r in (0, 2):
+        assert (runs[r]["sub/mean"] - ref).abs().max() <= 1e-12
+        res = runs[r]["sub/pca"]
+        assert res.converged and (res.x @ res.x.T - u @ u.T).norm() <= 1e-7
+
+
 def test_mixing_matrix_checks():
     w = ring_mixing_matrix(5)
     torch.testing.assert_close(w.sum(0), torch.ones(5, dtype=w.dtype))
