@@ -158,7 +158,7 @@ def karcher_mean(m: Manifold, x: Tensor, w: Tensor, init: Tensor, tol: float, ma
             break
         t = t_prev.clone()
         for _bt in range(50):
-            cand = m.exp(mean, _gen._expand_w(t, nd) * g)
+            cand = m.project_point(m.exp(mean, _gen._expand_w(t, nd) * g))
             g2, cost2 = field(cand)
             gn2_new = m.inner(cand, g2, g2)
             ok = cost2 <= cost - 1e-4 * t * gn2

@@ -44,6 +44,18 @@ def test_mean_equals_single_process(runs, name):
         assert (got - ref).abs().max() <= 1e-12
 
 
+@pytest.mark.parametrize("name", [c[0] for c in W.mean_cases()])
+def test_one_process_is_the_single_process_algorithm(name):
+    """Without a process group the distributed loops are the stats loops, step for step."""
+    from riemlearn.distributed import frechet_mean
+
+    _, m, x, w = {c[0]: c for c in W.mean_cases()}[name]
+    got, info = frechet_mean(x, m, w, return_info=True)
+    ref, rinfo = single_mean(x, m, w, return_info=True)
+    torch.testing.assert_close(got, ref, atol=1e-15, rtol=0)
+    assert torch.equal(info.iterations, rinfo.iterations)
+
+
 def test_closed_form_mean_gradient(runs):
     _, m, x, _ = W.mean_cases()[1]
     xr = x.clone().requires_grad_(True)
