@@ -132,9 +132,26 @@ class Log(SpectralFn):
         return -1.0 / (w * w)
 
     def first_divided_difference(self, w: Tensor, thr: float) -> Tensor:
-        d, x = _gap_ratio(w)
-        f1 = x.log1p_().div_(d)
-        return _patch_ties(f1, w, self.deriv(w))
+        # f[a, b] = g(hi/lo)/lo with g(u) = log(u)/(u − 1), hi = max(a, b), lo = min(a, b).
+        # g is well conditioned (relative condition ≤ ½), so evaluating it at the rounded
+        # u = hi·(1/lo) costs ~ulps; log(u) is accurate and u − 1 exact (Sterbenz), hence a few
+        # ulps for every pair — as log1p(d/lo)/d, but with torch's vectorized log (log1p is
+        # several times slower in float64). u = 1 (the diagonal, ties) gives 0/0, replaced by
+        # the limit g(1) = 1, i.e. f[a, a] = 1/a. For ascending w, u is monotone away from the
+        # diagonal, so on CPU an O(n) look at the first off-diagonal tells whether anything
+        # but the diagonal needs it (elsewhere the full-size fix avoids a host sync).
+        ra, rb = _pairs(torch.reciprocal(w))
+        m = torch.maximum(ra, rb)  # 1/lo
+        a, b = _pairs(w)
+        u = torch.maximum(a, b).mul_(m)
+        q = torch.log(u)
+        q.div_(u.sub_(1.0))
+        n = w.shape[-1]
+        if w.device.type == "cpu" and (n < 2 or not bool((u.diagonal(1, -2, -1) == 0).any())):
+            q.diagonal(0, -2, -1).fill_(1.0)
+        else:
+            q.nan_to_num_(nan=1.0)
+        return q.mul_(m)
 
 
 class Exp(SpectralFn):
