@@ -18,7 +18,7 @@ from riemlearn.distributed import (
     decentralized_cg,
     frechet_mean,
 )
-from riemlearn.layers import SPDNet
+from riemlearn.layers import SPDNet, refit_batchnorm_stats
 from riemlearn.layers.models_spd import make_spd_batchnorm
 from riemlearn.manifolds import SPD, Euclidean, Grassmann, PoincareBall, Sphere
 from riemlearn.optim import RiemannianAdam
@@ -69,6 +69,12 @@ def means_part(rank: int, world: int, res: dict) -> None:
     mean = frechet_mean(xl, m)
     (mean * le_cotangent()).sum().div(world).backward()
     res["le_grad"] = xl.grad
+    # iterative means are not differentiable: every rank raises the same error
+    try:
+        frechet_mean(shard(x, rank, world, 1).clone().requires_grad_(True), SPD(4))
+        res["grad_iterative"] = "no error"
+    except NotImplementedError as exc:
+        res["grad_iterative"] = str(exc)
     # bad input on one rank: every rank raises (no hang)
     xb = shard(x, rank, world, 1).clone()
     if rank == world - 1:
@@ -117,6 +123,10 @@ def syncbn_part(rank: int, world: int, res: dict) -> None:
         dist.all_reduce(bg)
         res[f"bn/{kind}/biasgrad"] = bg
         res[f"bn/{kind}/running"] = (layer.running_mean.clone(), layer.running_var.clone())
+    # exact refit of the running statistics on the union of all ranks' data
+    layer = convert_sync_batchnorm(bn_layer("aim"))
+    refit_batchnorm_stats(layer, shard(x, rank, world, 0))
+    res["bn/refit"] = (layer.running_mean.clone(), layer.running_var.clone())
 
 
 # -- DistributedDataParallel with a Riemannian optimizer ------------------------------------------

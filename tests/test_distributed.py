@@ -64,6 +64,22 @@ def test_closed_form_mean_gradient(runs):
     torch.testing.assert_close(got, xr.grad, atol=1e-12, rtol=0)
 
 
+def test_iterative_mean_refuses_autograd(runs):
+    for r in range(WORLD):
+        assert "not differentiable" in runs[r]["grad_iterative"]
+
+
+def test_sync_batchnorm_refit_uses_all_ranks(runs):
+    from riemlearn.layers import refit_batchnorm_stats
+
+    x, _ = W.bn_inputs()
+    layer = refit_batchnorm_stats(W.bn_layer("aim"), x)
+    for r in range(WORLD):
+        rm, rv = runs[r]["bn/refit"]
+        torch.testing.assert_close(rm, layer.running_mean, atol=1e-12, rtol=0)
+        torch.testing.assert_close(rv, layer.running_var, atol=1e-12, rtol=0)
+
+
 def test_bad_input_raises_on_every_rank(runs):
     assert "NaN" in runs[WORLD - 1]["bad_input"]
     for r in range(WORLD - 1):
