@@ -92,7 +92,12 @@ class TrustRegions(Solver):
         while not done:
             k += 1
             act = self._active()
-            eta, heta, boundary, inner_its = self._tcg(geom, x, g, hess, radius, act, max_inner)
+            if geom.k == 0:  # one problem: scalar bookkeeping in Python floats
+                eta, heta, boundary, inner_its = self._tcg_single(geom, x, g, hess, radius,
+                                                                  max_inner)
+            else:
+                eta, heta, boundary, inner_its = self._tcg(geom, x, g, hess, radius, act,
+                                                           max_inner)
             xp = m.retract(x, eta)
             fp = problem.cost(xp)
             num = f - fp
@@ -119,6 +124,61 @@ class TrustRegions(Solver):
             if not done and not bool((radius[self._active()] > 0).all()):
                 done = True
         return self._finish(x, f, gn)
+
+    def _tcg_single(self, geom: Geometry, x: Tensor, g: Tensor, hess: Callable[[Tensor], Tensor],
+                    radius: Tensor, max_inner: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`_tcg` for one (unbatched) problem, with the scalar recurrences in floats.
+
+        Same iterates as :meth:`_tcg`; avoids the per-problem masking of the batched version,
+        which dominates the cost of an inner iteration on small problems.
+        """
+        m = geom.m
+
+        def inner(u: Tensor, v: Tensor) -> float:
+            return float(geom.inner(x, u, v))
+
+        eta = torch.zeros_like(g)
+        heta = torch.zeros_like(g)
+        r = g
+        rr = inner(r, r)
+        norm_r0 = math.sqrt(rr)
+        delta = -r
+        e_pe, e_pd, d_pd, model = 0.0, 0.0, rr, 0.0
+        boundary, its = False, 0
+        d2 = float(radius) ** 2
+        target = norm_r0 * min(norm_r0**self.theta, self.kappa)
+        for j in range(max_inner):
+            hd = hess(delta)
+            dhd = inner(delta, hd)
+            alpha = rr / dhd if dhd > 0 else math.nan
+            e_pe_new = e_pe + 2 * alpha * e_pd + alpha * alpha * d_pd
+            if not dhd > 0 or e_pe_new >= d2:  # negative curvature or outside: to the boundary
+                disc = max(e_pd * e_pd + d_pd * (d2 - e_pe), 0.0)
+                tau = (-e_pd + math.sqrt(disc)) / d_pd if d_pd > 0 else 0.0
+                eta = eta + tau * delta
+                heta = heta + tau * hd
+                boundary = True
+                its += 1
+                break
+            new_eta = eta + alpha * delta
+            new_heta = heta + alpha * hd
+            new_model = inner(new_eta, g) + 0.5 * inner(new_eta, new_heta)
+            its += 1
+            if new_model >= model:  # the model got worse: keep the previous iterate
+                break
+            eta, heta, model, e_pe = new_eta, new_heta, new_model, e_pe_new
+            r = r + alpha * hd
+            rr_new = inner(r, r)
+            if math.sqrt(rr_new) <= target and j + 1 >= self.min_inner:
+                break
+            beta = rr_new / rr
+            delta = m.project_tangent(x, -r + beta * delta)
+            e_pd = beta * (e_pd + alpha * d_pd)
+            d_pd = rr_new + beta * beta * d_pd
+            rr = rr_new
+        dev = g.device
+        return (eta, heta, torch.tensor(boundary, device=dev),
+                torch.tensor(its, dtype=torch.long, device=dev))
 
     def _tcg(self, geom: Geometry, x: Tensor, g: Tensor, hess: Callable[[Tensor], Tensor],
              radius: Tensor, active: Tensor, max_inner: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
