@@ -35,9 +35,46 @@ def _strict(a: Tensor) -> Tensor:
     return torch.tril(a, -1)
 
 
+def _chol(x: Tensor) -> Tensor:
+    """Cholesky factor of ``sym(x)``.
+
+    ``torch.linalg.cholesky`` reads only the lower triangle, so without autograd the explicit
+    symmetrization (a full extra pass) is skipped; when ``x`` is tracked, ``sym`` keeps the
+    derivative in every direction (the lower triangle alone would see only half of them).
+    """
+    if x.requires_grad and torch.is_grad_enabled():
+        x = sym(x)
+    return torch.linalg.cholesky(x)
+
+
+def _tri_inv_congruence(c: Tensor, u: Tensor) -> Tensor:
+    """``L⁻¹ u L⁻ᵀ`` (not symmetrized). A point ``L`` shared by a batch of ``u`` is inverted
+    once and applied with two matrix products (as pyriemann does); otherwise two batched
+    triangular solves."""
+    if c.shape[:-2] != u.shape[:-2] and c[..., 0, 0].numel() < u[..., 0, 0].numel():
+        eye = torch.eye(c.shape[-1], dtype=c.dtype, device=c.device)
+        ci = torch.linalg.solve_triangular(c, eye, upper=False)
+        return ci @ u @ ci.mT
+    a = torch.linalg.solve_triangular(c, u, upper=False)
+    return torch.linalg.solve_triangular(c, a.mT, upper=False)
+
+
+def _set_diag(a: Tensor, d: Tensor) -> Tensor:
+    """Overwrite the diagonal of the fresh intermediate ``a`` (one in-place pass, exact)."""
+    _diag(a).copy_(d)
+    return a
+
+
+def _half(a: Tensor) -> Tensor:
+    """``(sym a)_½ = ⌊sym a⌋ + ½𝔻(a)`` (lower triangular)."""
+    h = torch.tril(a + a.mT) * 0.5
+    _diag(h).mul_(0.5)
+    return h
+
+
 def cholesky_log(x: Tensor) -> Tensor:
     """``Φ(x) = ⌊L⌋ + diag(log diag L)`` for ``x = L Lᵀ`` (lower triangular ``(*batch, n, n)``)."""
-    c = torch.linalg.cholesky(sym(x))
+    c = _chol(x)
     return _strict(c) + torch.diag_embed(torch.log(_diag(c)))
 
 
@@ -48,10 +85,9 @@ def cholesky_exp(z: Tensor) -> Tensor:
 
 
 def _dphi_from_chol(c: Tensor, u: Tensor) -> Tensor:
-    a = torch.linalg.solve_triangular(c, sym(u), upper=False)
-    a = torch.linalg.solve_triangular(c, a.mT, upper=False)  # L⁻¹ u L⁻ᵀ
-    x = c @ (_strict(a) + 0.5 * torch.diag_embed(_diag(a)))
-    return _strict(x) + torch.diag_embed(_diag(x) / _diag(c))
+    # (c h) is lower triangular with diagonal 𝔻(c)𝔻(h), so DΦ = ⌊c h⌋ + 𝔻(h).
+    h = _half(_tri_inv_congruence(c, u))
+    return _set_diag(c @ h, _diag(h))
 
 
 def _dphi_inv_from_chol(c: Tensor, z: Tensor) -> Tensor:
@@ -62,12 +98,12 @@ def _dphi_inv_from_chol(c: Tensor, z: Tensor) -> Tensor:
 
 def lc_dphi(x: Tensor, u: Tensor) -> Tensor:
     """``DΦ_x[u]`` (lower triangular)."""
-    return _dphi_from_chol(torch.linalg.cholesky(sym(x)), u)
+    return _dphi_from_chol(_chol(x), u)
 
 
 def lc_dphi_inv(x: Tensor, z: Tensor) -> Tensor:
     """``DΦ_x⁻¹[z]`` for lower-triangular ``z`` (symmetric result)."""
-    return _dphi_inv_from_chol(torch.linalg.cholesky(sym(x)), z)
+    return _dphi_inv_from_chol(_chol(x), z)
 
 
 def lc_dist(x: Tensor, y: Tensor) -> Tensor:
@@ -75,11 +111,10 @@ def lc_dist(x: Tensor, y: Tensor) -> Tensor:
 
     ``√(‖⌊L − K⌋‖² + ‖log(diag L / diag K)‖²)`` for ``sym(x) = L Lᵀ``, ``sym(y) = K Kᵀ``.
     """
-    cx = torch.linalg.cholesky(sym(x))
-    cy = torch.linalg.cholesky(sym(y))
-    off = _strict(cx - cy)
-    ld = torch.log(_diag(cx) / _diag(cy))
-    return safe_sqrt(off.square().sum((-2, -1)) + ld.square().sum(-1))
+    cx = _chol(x)
+    cy = _chol(y)
+    d = _set_diag(cx - cy, torch.log(_diag(cx) / _diag(cy)))  # ⌊L − K⌋ + log 𝔻(L)/𝔻(K)
+    return safe_sqrt(d.square().sum((-2, -1)))
 
 
 def _safe_norm(d: Tensor) -> Tensor:
@@ -118,22 +153,24 @@ class LogCholesky(SPDMetric):
         return (self.theta, self.compute_dtype)
 
     def _inner1(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
-        c = torch.linalg.cholesky(sym(x))
+        c = _chol(x)
         a = _dphi_from_chol(c, u)
         b = a if v is u else _dphi_from_chol(c, v)
         return fro_inner(a, b)
 
     def _exp1(self, x: Tensor, u: Tensor) -> Tensor:
-        c = torch.linalg.cholesky(sym(x))
-        phi = _strict(c) + torch.diag_embed(torch.log(_diag(c)))
-        return cholesky_exp(phi + _dphi_from_chol(c, u))
+        # Φ⁻¹(Φ(x) + DΦ_x[u]): factor ⌊L + L h⌋ + 𝔻(L) exp 𝔻(h), h = (L⁻¹ u L⁻ᵀ)_½.
+        c = _chol(x)
+        h = _half(_tri_inv_congruence(c, u))
+        k = _set_diag(c + c @ h, _diag(c) * torch.exp(_diag(h)))
+        return sym(k @ k.mT)
 
     def _log1(self, x: Tensor, y: Tensor) -> Tensor:
         # DΦ_x⁻¹[Φ(y) − Φ(x)] = P + Pᵀ, P = X Lᵀ, X = ⌊K − L⌋ + 𝔻(L) log(𝔻(K)/𝔻(L)).
-        c = torch.linalg.cholesky(sym(x))
-        k = torch.linalg.cholesky(sym(y))
+        c = _chol(x)
+        k = _chol(y)
         dc = _diag(c)
-        xx = _strict(k - c) + torch.diag_embed(dc * torch.log(_diag(k) / dc))
+        xx = _set_diag(k - c, dc * torch.log(_diag(k) / dc))
         p = xx @ c.mT
         return p + p.mT
 
@@ -149,7 +186,7 @@ class LogCholesky(SPDMetric):
 
     def _rgrad1(self, x: Tensor, g: Tensor) -> Tensor:
         # grad = DΦ⁻¹ (DΦ⁻¹)* G with (DΦ⁻¹)*G = 2⌊GL⌋ + 2𝔻(L)𝔻(GL).
-        c = torch.linalg.cholesky(sym(x))
+        c = _chol(x)
         gl = g @ c
         z = 2 * _strict(gl) + 2 * torch.diag_embed(_diag(c) * _diag(gl))
         return _dphi_inv_from_chol(c, z)
@@ -157,7 +194,7 @@ class LogCholesky(SPDMetric):
     def _rhess1(self, x: Tensor, g: Tensor, h: Tensor, u: Tensor) -> Tensor:
         # Flat pullback: Hess = DΦ⁻¹ [D(∇f̃)[DΦ u]], with ∇f̃ = 2⌊GL⌋ + 2𝔻(L)𝔻(GL) and
         # dL = Ẋ = ⌊w⌋ + 𝔻(L)𝔻(w), w = DΦ u, dG = H.
-        c = torch.linalg.cholesky(sym(x))
+        c = _chol(x)
         w = _dphi_from_chol(c, u)
         xd = _strict(w) + torch.diag_embed(_diag(c) * _diag(w))
         gl = g @ c
