@@ -130,11 +130,12 @@ def fit_predict_ts_lr(C_tr, y_tr, C_te):
 
 
 def train_spdnet(C_tr: torch.Tensor, y_tr: torch.Tensor, n_classes: int, *, epochs: int, seed: int,
-                 hidden: list[int], batch: int = 32, lr: float = 5e-2,
+                 hidden: list[int], batch: int = 32, lr: float = 5e-2, bn: str | None = "liebn-aim",
                  on_epoch=None) -> tuple[SPDNet, list[float]]:
-    """Train an SPDNet with LieBN (affine-invariant) by Riemannian Adam; returns model, losses."""
+    """Train an SPDNet (LieBN with the affine-invariant metric by default) by Riemannian Adam;
+    returns the model (eval mode, running statistics refitted) and the mean loss per epoch."""
     g = torch.Generator().manual_seed(seed)
-    model = SPDNet(C_tr.shape[-1], hidden, n_classes, bn="liebn-aim", dtype=C_tr.dtype, generator=g)
+    model = SPDNet(C_tr.shape[-1], hidden, n_classes, bn=bn, dtype=C_tr.dtype, generator=g)
     opt = RiemannianAdam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     losses = []
@@ -154,7 +155,8 @@ def train_spdnet(C_tr: torch.Tensor, y_tr: torch.Tensor, n_classes: int, *, epoc
         losses.append(total / max(count, 1))
         if on_epoch is not None:
             on_epoch(losses[-1])
-    refit_batchnorm_stats(model, C_tr)  # exact running statistics with the final weights
+    if bn is not None:
+        refit_batchnorm_stats(model, C_tr)  # exact running statistics with the final weights
     model.eval()
     return model, losses
 

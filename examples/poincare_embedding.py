@@ -171,7 +171,7 @@ def plot_disk(ax, points: torch.Tensor, ball: PoincareBall, parent: torch.Tensor
         ax.plot(arcs[:, e, 0], arcs[:, e, 1], color="0.6", lw=0.5, zorder=1)
     dep = depths(parent)
     sc = ax.scatter(points[:, 0], points[:, 1], c=dep.numpy(), cmap="viridis", s=12, zorder=2)
-    plt.colorbar(sc, ax=ax, fraction=0.046, label="depth in the tree")
+    ax.figure.colorbar(sc, ax=ax, fraction=0.046, label="depth in the tree")
     if names is not None:
         for i in torch.nonzero(dep <= label_depth).squeeze(1).tolist():
             ax.annotate(names[i].split(".")[0], points[i].tolist(), fontsize=7, zorder=3)
