@@ -212,7 +212,8 @@ def frechet_mean(
         raise ValueError("invalid points or weights on another rank")
     g = math.prod(groups)
     if comm.active:  # the shapes must agree; the weight totals normalize
-        shape_code = torch.tensor([float(g)] + [float(s) for s in point_shape], dtype=points.dtype)
+        shape_code = torch.tensor([float(g)] + [float(s) for s in point_shape], dtype=points.dtype,
+                                  device=points.device)
         (sc,) = comm.sum_many(shape_code)
         if not torch.equal(sc, shape_code * comm.world_size):
             raise ValueError("points must have the same (*groups, *point_shape) on every rank")
@@ -233,7 +234,8 @@ def frechet_mean(
     if isinstance(metric, FlatMetric):
         mean = comm.sum((wf.reshape(wf.shape + (1,) * nd) * x).sum(1))
         zf = torch.zeros(g, dtype=x.dtype, device=x.device)
-        it, gn, conv, alg = torch.zeros(g, dtype=torch.long), zf, zf == 0, "Euclidean closed form"
+        it = torch.zeros(g, dtype=torch.long, device=x.device)
+        gn, conv, alg = zf, zf == 0, "Euclidean closed form"
     elif kind is not None:
         cdt = _compute_dtype(metric, x.dtype)
         tol_ = default_tol(cdt) if tol is None else float(tol)
