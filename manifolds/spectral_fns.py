@@ -208,7 +208,7 @@ class Power(SpectralFn):
         a, b = _pairs(w)
         if t == 0.5:  # (√a − √b)/(a − b) = 1/(√a + √b): exact, no ties to patch
             sa, sb = _pairs(torch.sqrt(w))
-            return torch.reciprocal(sa + sb)
+            return (sa + sb).reciprocal_()
         if t == -0.5:  # = −1 / (√a √b (√a + √b))
             s = torch.sqrt(w)
             r = torch.rsqrt(w)
