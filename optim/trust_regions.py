@@ -155,24 +155,24 @@ class TrustRegions(Solver):
             if not dhd > 0 or e_pe_new >= d2:  # negative curvature or outside: to the boundary
                 disc = max(e_pd * e_pd + d_pd * (d2 - e_pe), 0.0)
                 tau = (-e_pd + math.sqrt(disc)) / d_pd if d_pd > 0 else 0.0
-                eta = eta + tau * delta
-                heta = heta + tau * hd
+                eta = torch.add(eta, delta, alpha=tau)
+                heta = torch.add(heta, hd, alpha=tau)
                 boundary = True
                 its += 1
                 break
-            new_eta = eta + alpha * delta
-            new_heta = heta + alpha * hd
-            new_model = inner(new_eta, g) + 0.5 * inner(new_eta, new_heta)
+            new_eta = torch.add(eta, delta, alpha=alpha)
+            new_heta = torch.add(heta, hd, alpha=alpha)
+            new_model = inner(new_eta, torch.add(g, new_heta, alpha=0.5))
             its += 1
             if new_model >= model:  # the model got worse: keep the previous iterate
                 break
             eta, heta, model, e_pe = new_eta, new_heta, new_model, e_pe_new
-            r = r + alpha * hd
+            r = torch.add(r, hd, alpha=alpha)
             rr_new = inner(r, r)
             if math.sqrt(rr_new) <= target and j + 1 >= self.min_inner:
                 break
             beta = rr_new / rr
-            delta = m.project_tangent(x, -r + beta * delta)
+            delta = m.project_tangent(x, (beta * delta).sub_(r))
             e_pd = beta * (e_pd + alpha * d_pd)
             d_pd = rr_new + beta * beta * d_pd
             rr = rr_new
