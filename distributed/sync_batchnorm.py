@@ -16,6 +16,12 @@ one all-gather of ``C·N·n²`` numbers and one all-reduce of ``C`` numbers; com
 the global batch per rank (batch-norm batches are small; for large sharded data sets use
 :func:`riemlearn.distributed.frechet_mean`, whose iterations all-reduce tangent sums instead).
 
+In training mode the synchronized layer runs the generic centre → scale → bias steps of
+:class:`~riemlearn.layers.RiemannianBatchNorm` (the same maths as the fused one-``eigh`` path of
+the AIM layers, which computes the dispersion inside one fused kernel and so cannot be
+synchronized without a hook in the layer; tested equal to 1e-12 against the fused
+single-process layers).
+
 Eval mode uses the running statistics (identical on every rank, since the training statistics
 are). :func:`~riemlearn.layers.refit_batchnorm_stats` on a converted model fits the exact
 statistics of the union of all ranks' data (call it on every rank).

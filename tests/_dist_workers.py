@@ -91,7 +91,7 @@ def le_cotangent() -> torch.Tensor:
 
 
 # -- synchronized batch norm ------------------------------------------------------------------
-BN_KINDS = ("aim", "liebn-lcm", "bw")
+BN_KINDS = ("aim", "liebn-aim", "liebn-lem", "liebn-lcm", "bw")
 
 
 def bn_inputs():
