@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -81,6 +82,8 @@ class ConjugateGradient(Solver):
         ls = copy.deepcopy(self.line_search)
         ls.reset()
         x = x0.detach()
+        if geom.k == 0:
+            return self._solve_single(problem, geom, ls, move, x)
         f, g = problem.cost_grad(x)
         gg = geom.inner(x, g, g)
         gn = gg.sqrt()
@@ -118,6 +121,44 @@ class ConjugateGradient(Solver):
             gn = gg.clamp_min(0).sqrt()
             done = self._check(k, f, gn, step, fold, beta=beta)
         return self._finish(x, f, gn)
+
+    def _solve_single(self, problem: Problem, geom: Any, ls: Any, move: Any,
+                      x: Tensor) -> OptimizeResult:
+        """:meth:`solve` for one (unbatched) problem: the same iterates without masking."""
+        f, g = problem.cost_grad(x)
+        gg = geom.inner(x, g, g)
+        ggv = float(gg)
+        d = -g
+        done = self._check(0, f, gg.sqrt())
+        k = 0
+        act = torch.ones((), dtype=torch.bool, device=x.device)
+        while not done:
+            k += 1
+            df0 = float(geom.inner(x, g, d))
+            if not df0 < 0:  # not a descent direction: restart
+                d, df0 = -g, -ggv
+            step, newx, nf = ls.search(problem, geom, x, d, f, torch.tensor(df0, dtype=f.dtype), act,
+                                       with_grad=True)
+            ng = ls.new_grad if ls.new_grad is not None else problem.cost_grad(newx)[1]
+            ngg = geom.inner(newx, ng, ng)
+            nggv = float(ngg)
+            tg = move(x, newx, g)
+            td = move(x, newx, d)
+            beta = float(self._beta(geom, newx, ng, ngg, tg, td, gg, g, d, x))
+            restart = not math.isfinite(beta)
+            if self.orth_value != math.inf:
+                restart = restart or abs(float(geom.inner(newx, ng, tg))) >= self.orth_value * nggv
+            if self.restart_every is not None and k % int(self.restart_every) == 0:
+                restart = True
+            if restart:
+                beta = 0.0
+            d = (beta * td).sub_(ng)
+            fold = f
+            x, f, g, gg, ggv = newx, nf, ng, ngg, nggv
+            done = self._check(k, f, torch.tensor(math.sqrt(max(ggv, 0.0)), dtype=f.dtype,
+                                                  device=f.device),
+                               step, fold, beta=torch.tensor(beta, dtype=f.dtype, device=f.device))
+        return self._finish(x, f, gg.clamp_min(0).sqrt())
 
     def _beta(self, geom, x1, g1, g1g1, tg, td, gg, g0, d0, x0) -> Tensor:
         rule = self.beta_rule

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -55,6 +57,8 @@ class BackTrackingLineSearch:
         active problem accepts it, that gradient is left in ``self.new_grad`` (else ``None``),
         saving the caller one cost evaluation per iteration.
         """
+        if f0.dim() == 0:
+            return self._search_single(problem, geom, x, d, f0, float(df0), with_grad)
         m = problem.manifold
         norm_d = geom.norm(x, d)
         alpha = self._initial(f0, df0, norm_d)
@@ -86,6 +90,48 @@ class BackTrackingLineSearch:
         self._remember(alpha, count)
         return alpha * norm_d, newx, newf
 
+    # -- one problem: the same search with the step sizes and costs in Python floats ----------
+    def _initial_f(self, f0: float, df0: float, norm_d: float) -> float:
+        first = self.initial_step / norm_d
+        if self._old_f0 is None:
+            return first
+        alpha = self.optimism * 2 * (f0 - float(self._old_f0)) / df0 if df0 != 0 else math.nan
+        return alpha if math.isfinite(alpha) and alpha > 0 else first
+
+    def _remember_f(self, alpha: float, contractions: int) -> None:
+        pass
+
+    def _search_single(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
+                       df0: float, with_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`search` for one (unbatched) problem: no masking, no tensor scalars."""
+        m = problem.manifold
+        f0v = float(f0)
+        norm_d = float(geom.norm(x, d))
+        alpha = self._initial_f(f0v, df0, norm_d) if norm_d > 0 else 0.0
+        # With ``with_grad`` every trial keeps its cost's autograd graph; the backward pass runs
+        # only at the accepted point.
+        evaluate = problem.cost_deferred_grad if with_grad else (lambda z: (problem.cost(z), None))
+        newx = m.retract(x, alpha * d)
+        self.new_grad = None
+        newf, grad = evaluate(newx)
+        fv = float(newf)
+        count = 0
+        for _ in range(self.max_iterations):
+            if fv <= f0v + self.sufficient_decrease * alpha * df0:
+                break
+            alpha *= self.contraction
+            count += 1
+            newx = m.retract(x, alpha * d)
+            newf, grad = evaluate(newx)
+            fv = float(newf)
+        if not fv <= f0v:  # no decrease: keep the point
+            alpha, newx, newf = 0.0, x, f0
+        elif grad is not None:
+            self.new_grad = grad()
+        self._old_f0 = f0v
+        self._remember_f(alpha, count)
+        return torch.tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
+
 
 class AdaptiveLineSearch(BackTrackingLineSearch):
     """Armijo backtracking whose first trial reuses the last accepted step.
@@ -109,6 +155,17 @@ class AdaptiveLineSearch(BackTrackingLineSearch):
             return first
         ok = torch.isfinite(self._old_alpha) & (self._old_alpha > 0)
         return sel(ok, self._old_alpha, first)
+
+    def _initial_f(self, f0: float, df0: float, norm_d: float) -> float:
+        old = None if self._old_alpha is None else float(self._old_alpha)
+        if old is not None and math.isfinite(old) and old > 0:
+            return old
+        return self.initial_step / norm_d
+
+    def _remember_f(self, alpha: float, contractions: int) -> None:
+        nxt = alpha if contractions == 1 else 2 * alpha
+        if self._old_alpha is None or alpha > 0:
+            self._old_alpha = nxt
 
     def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
         nxt = sel(contractions == 1, alpha, 2 * alpha)

@@ -87,6 +87,32 @@ class Problem:
             f, eg, _ = self._egrad_of(x, False)
         return f, self.manifold.egrad_to_rgrad(x, eg)
 
+    def cost_deferred_grad(self, x: Tensor) -> tuple[Tensor, Callable[[], Tensor]]:
+        """Cost at ``x`` and a function that returns the Riemannian gradient at ``x`` on demand.
+
+        The autograd graph of the cost is kept until the function is called (at most once), so
+        a line search can evaluate trial points at the price of a cost and pay for the backward
+        pass only at the point it accepts.
+        """
+        m = self.manifold
+        if self._egrad is not None:
+            egrad = self._egrad
+            return self.cost(x), lambda: m.egrad_to_rgrad(x, egrad(x))
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = self._cost(xg)
+
+        def grad() -> Tensor:
+            eg = None
+            if f.requires_grad:
+                with torch.enable_grad():
+                    (eg,) = torch.autograd.grad(f.sum(), xg, allow_unused=True)
+            if eg is None:
+                eg = torch.zeros_like(x)
+            return m.egrad_to_rgrad(x, eg)
+
+        return f.detach(), grad
+
     def cost_grad_hess(self, x: Tensor) -> tuple[Tensor, Tensor, Callable[[Tensor], Tensor]]:
         """Cost, Riemannian gradient and the Riemannian Hessian operator ``u -> Hess f(x)[u]``.
 

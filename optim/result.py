@@ -115,6 +115,8 @@ class Solver:
     def _check(self, k: int, f: Tensor, gn: Tensor, step: Tensor | None = None,
                fold: Tensor | None = None, **extra: Any) -> bool:
         """Update stop reasons after iteration ``k``; log; return True when all stopped."""
+        if f.dim() == 0 and not self.record and self.verbosity < 2:
+            return self._check_single(k, f, gn, step, fold)
         act = self._active()
         if k > 0:
             self._iters = torch.where(act, self._iters + 1, self._iters)
@@ -141,6 +143,29 @@ class Solver:
             st = "" if step is None else f"  step={_fmt(step)}"
             print(f"{self.name} {k:5d}  f={_fmt(f)}  |grad|={_fmt(gn)}{st}{more}")
         return not bool((self._reason == 0).any())
+
+    def _check_single(self, k: int, f: Tensor, gn: Tensor, step: Tensor | None,
+                      fold: Tensor | None) -> bool:
+        """:meth:`_check` for one problem without log or display: Python comparisons."""
+        if int(self._reason) != 0:
+            return True
+        if k > 0:
+            self._iters = self._iters + 1
+        code = 0
+        if float(gn) <= self.min_grad_norm:
+            code = 1
+        elif step is not None and float(step) <= self.min_step_size:
+            code = 2
+        elif (self.min_cost_change is not None and fold is not None
+              and abs(float(fold) - float(f)) <= self.min_cost_change):
+            code = 3
+        elif k >= self.max_iterations:
+            code = 4
+        elif time.perf_counter() - self._t0 >= self.max_time:
+            code = 5
+        if code:
+            self._reason = torch.full_like(self._reason, code)
+        return code != 0
 
     def _finish(self, x: Tensor, f: Tensor, gn: Tensor) -> OptimizeResult:
         elapsed = time.perf_counter() - self._t0
