@@ -9,7 +9,8 @@
     gradient and trust regions on the Brockett cost on Stiefel(200, 10) (embedded metric, QR
     retraction, as pymanopt) and the dominant invariant subspace on Grassmann(1000, 10).
     riemlearn uses autograd (like pymanopt-pytorch) and, in a second row, the same analytic
-    derivatives as the numpy peer. CG uses projection vector transport in both libraries.
+    derivatives as the numpy peer. CG uses projection vector transport in both libraries; TR
+    uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both.
 (c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU).
 
 Solver timings are reported as wall time and as process CPU time (``time.process_time``, one
@@ -21,6 +22,7 @@ Run: ``python benchmarks/optim.py --threads 1`` (or through ``benchmarks/run.py 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -190,13 +192,16 @@ def _pymanopt_solver(kind, max_iterations, max_time):
     return pymanopt.optimizers.TrustRegions(**kw)
 
 
-def _ours_solver(kind, max_iterations, max_time):
+def _ours_solver(kind, max_iterations, max_time, p=None):
     kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
     if kind == "SD":
         return SteepestDescent(**kw)
     if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann
         return ConjugateGradient(transport="projection", **kw)
-    return TrustRegions(**kw)
+    # pymanopt's default maximal radius is the manifold's typical distance, sqrt(p) on
+    # Stiefel(n, p) and Grassmann(n, p) (initial radius 1/8 of it); ours defaults to
+    # sqrt(n p): use pymanopt's so that both run the same trust-region iterations.
+    return TrustRegions(max_radius=None if p is None else math.sqrt(p), **kw)
 
 
 def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
@@ -244,7 +249,7 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
                     c0 = time.process_time()
                     if lib.startswith("riemlearn"):
                         pb_ours = ours_pb if lib == "riemlearn" else ours_an
-                        r = _ours_solver(kind, max_it, max_time).solve(pb_ours, x0_dev)
+                        r = _ours_solver(kind, max_it, max_time, p).solve(pb_ours, x0_dev)
                         if device != "cpu":
                             torch.cuda.synchronize()
                         res = (float(r.cost), float(r.grad_norm), int(r.iterations), r.stop_reason)
