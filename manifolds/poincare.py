@@ -151,11 +151,14 @@ def transport(x: Tensor, y: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
 def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[Tensor, Tensor]:
     """``(y, P_{x→y} m)`` with ``y = exp_x(u)``: :func:`exp` and :func:`transport` sharing work.
 
-    The optimizers' step. ``A(x)`` is computed once (nearly exactly, as everywhere); the
-    intermediate ``v = exp_0(u/A(x))`` has ``A(v) = (1 − tanh t)(1 + tanh t)`` in closed form
-    and ``A(y) = A(x)A(v)/D`` comes from the stable Möbius addition, so no further
-    ``1 − c‖·‖²`` is summed. Same formulas as ``exp`` then ``transport`` (equal up to
-    round-off; the result is guarded like every ``exp`` output). All inputs ``(*batch, n)``.
+    The optimizers' step. ``A = 1 − c‖·‖²`` (nearly exact, as everywhere) is summed once
+    each for ``x`` and ``y`` (seven times in ``exp`` then ``transport``); the intermediate
+    ``v = exp_0(u/A(x))`` has ``A(v) = (1 − tanh t)(1 + tanh t)`` in closed form. ``A(y)``
+    must be the one of the stored ``y`` (the gyration cancels near the boundary; a closed
+    form there broke the isometry). Same formulas as ``exp`` then ``transport``, equal up
+    to round-off (geodesic lengths agree within the rounding of the stored points; the
+    transported norm is preserved as accurately as by ``transport``); the result is guarded
+    like every ``exp`` output. All inputs ``(*batch, n)``.
     """
     x, u, m = torch.broadcast_tensors(x, u, m)
     cc = curvature(c, x)
@@ -166,29 +169,30 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
     t = sc * nu / ax
     small = t < mobius._SMALL
     th_big = mobius._cap(torch.tanh(torch.where(small, torch.ones_like(t), t)))
-    th = torch.where(small, t * (1 - t * t / 3), th_big)
     # v = tanh(t) u / (√c ‖u‖) = coef · u
     coef = torch.where(small, (1 - t * t / 3) / ax, th_big / (sc * nu.clamp_min(torch.finfo(x.dtype).tiny)))
     v = coef * u
-    av = (1 - th) * (1 + th)
+    th = torch.where(small, t * (1 - t * t / 3), th_big)
+    av = (1 - th) * (1 + th)  # A(v) in closed form (1 − th exact)
     s = x + v
     cs2 = cc * _sq(s)
     num = (ax * s).addcmul_(cs2, x)
     den = ax * av + cs2
-    ay = ax * av / den
-    # guard as mobius.keep_inside, with c‖y‖² from the numerator
-    sy = cc * _sq(num) / (den * den)
-    bad = (ay <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
+    # guard as mobius.keep_inside: A(y) = A(x)A(v)/D flags the rows near the boundary, the
+    # plain c‖y‖² (what a naive membership check computes) gives their rescaling
+    y = num / den
+    sy = cc * _sq(y)
+    bad = (ax * av <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
     target = 1 - max(4.0, 2 * mobius._GUARD_ULPS) * e
-    scale = torch.sqrt(target / torch.where(bad, sy, torch.ones_like(sy)).clamp_min(target))
-    y = num * (scale / den)
-    ay = torch.where(bad, torch.full_like(ay, 1 - target), ay)
-    cy2 = sy * scale * scale
+    y.mul_(torch.where(bad, torch.sqrt(target / sy.clamp_min(target)), torch.ones_like(sy)))
+    # the transport needs A(y) consistent with the stored y (the gyration cancels near the
+    # boundary): the exact one, as in transport()
+    ay = mobius._one_minus(y, cc)
+    cy2 = 1 - ay
     # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D
     yv, xv, xy = _dot(y, m), _dot(x, m), _dot(x, y)
     cx2 = 1 - ax
-    d = y - x
-    dg = ay * ax + cc * _sq(d)
+    dg = ay * ax + cc * _sq(y - x)
     alpha = cc * (-yv * cx2 - xv - 2 * cc * xy * (-xv))
     beta = cc * (xv * cy2 - yv)
     r = ay / ax
