@@ -125,8 +125,9 @@ class _Hessian:
         return sym(_stack_cols(q) @ self.vs.mT)
 
 
-def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None) -> Tensor:
-    """Batched conjugate gradient for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``."""
+def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None,
+        residual: bool = False):
+    """Batched CG for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``; ``x`` (and ``r``)."""
     xk = torch.zeros_like(b) if x0 is None else x0
     r = b.clone() if x0 is None else b - apply(x0)
     p = r.clone()
@@ -145,7 +146,7 @@ def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None) 
         beta = torch.where(active, rn / rs.clamp_min(tiny), 0.0)
         p = r + beta[..., None, None] * p
         rs = torch.where(active, rn, rs)
-    return xk
+    return (xk, r) if residual else xk
 
 
 def ah_init(x: Tensor, w: Tensor) -> Tensor:
@@ -163,6 +164,29 @@ def ah_init(x: Tensor, w: Tensor) -> Tensor:
     h = torch.linalg.inv(_wsum(w, torch.cholesky_inverse(chol)))
     ra, ria = sqrtm_invsqrtm(a)
     return sym(ra @ sqrtm(sym(ria @ h @ ria)) @ ra)
+
+
+def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
+    """Bound on ``‖G(M') − (G − Hess[D])‖_F`` after the move ``M' = C e^{D} Cᵀ`` (no ``eigh``).
+
+    ``Y'ᵢ ≅ P Yᵢ P`` with ``P = e^{-D/2}``; in the eigenbasis of ``Yᵢ`` this is ``Λ + Δ`` with
+    ``Δ = QΛQ − Λ``, ``Q = e^{-D̃/2}``, ``D̃ = Vᵀ D V`` (same spectrum ``μ`` as ``D``). The
+    first-order part ``Δ₁ = −(D̃Λ + ΛD̃)/2`` gives ``L¹ ∘ Δ₁ = −g ∘ D̃`` (``g = δ coth δ``, ``L¹``
+    the divided differences of log), i.e. exactly ``G − Hess[D]`` — the CG residual. With
+    ``E = Q − I`` and ``F = E + D̃/2`` (norms from ``μ`` alone), ``Δ − Δ₁ = FΛ + ΛF + EΛE``, so
+    per point the rest is at most ``‖Δ − Δ₁‖/λ_min + ‖Δ‖² / (2 (λ_min − ‖Δ‖)²)`` (``|L¹| ≤ 1/λ_min``;
+    the Taylor remainder of log, Bhatia, Matrix Analysis, V.3). Shape ``(G,)``.
+    """
+    e = torch.expm1(-0.5 * mu)  # eigenvalues of E
+    f = e + 0.5 * mu  # eigenvalues of F
+    e_f, e_2, f_f = e.norm(dim=-1), e.abs().amax(-1), f.norm(dim=-1)
+    lmin, lmax = lam[..., 0], lam[..., -1]
+    rest = lmax * (2 * f_f + e_f * e_2)[..., None]  # ‖Δ − Δ₁‖_F
+    dn = lmax * (2 * e_f + e_f * e_2)[..., None]  # ‖Δ‖_F
+    gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
+    err = rest / lmin + 0.5 * dn * dn / (gap * gap)
+    err = torch.where(dn < 0.5 * lmin, err, torch.full_like(dn, float("inf")))
+    return (w * err).sum(-1) * (1 + 1e-6)
 
 
 def _perturbed_grad(hess: _Hessian, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
@@ -228,6 +252,7 @@ def aim_mean(
         return out.clamp_min(0).sqrt() * norm_scale
 
     gn = gnorm(grad)
+    fro = (alpha + x.shape[-1] * max(beta, 0.0)) ** 0.5  # metric norm <= fro * Frobenius norm
     stale = False
     for _ in range(max_iter):
         active = gn > tol
@@ -244,20 +269,23 @@ def aim_mean(
         n = gw.shape[-1]
         hbar = gw.sum((-3, -2, -1)) / (n * n)
         hess = _Hessian(v, gw)
-        d = _cg(hess, grad, stop, maxiter=50, x0=grad / hbar[..., None, None])
+        d, res = _cg(hess, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
         d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
         mu, u = eigh(sym(d))
         t = torch.ones_like(gn)
         iters = iters + active.long()
-        # Final step: when the Newton step is tiny, the gradient at the new point follows from
-        # the current eigenpairs to first order; accept it (no eigh) if estimate + bound <= tol.
-        small_step = bool((mu.abs().amax(-1) <= 1e-4).all())
-        if small_step:
+        # Final step: to first order the gradient at the new point is the CG residual
+        # G − Hess[D]; accept the step (no eigh) if that plus a bound on the rest is <= tol.
+        err = _step_bound(lam, w, mu) + 100 * eps(x.dtype) * g0
+        gn_est = gnorm(res)
+        done = (gn_est + err * norm_scale * fro <= tol) | ~active
+        if not bool(done.all()) and bool((mu.abs().amax(-1) <= 1e-4).all()):
+            # Widely spread points: the exact first-order term from the current eigenpairs.
             est, err = _perturbed_grad(hess, lam, ll, w, mu, u)
             gn_est = gnorm(est)
-            done = (gn_est + err * norm_scale <= tol) | ~active
-        if small_step and bool(done.all()):
+            done = (gn_est + err * norm_scale * fro <= tol) | ~active
+        if bool(done.all()):
             c, ci = _move(c, ci, mu, u, torch.where(active, t, torch.zeros_like(t)))
             gn = torch.where(active, gn_est, gn)
             stale = True
