@@ -284,6 +284,18 @@ def test_gradcheck_jacobi_path(gen, block):
             assert gradgradcheck(S.logm, (x,))
 
 
+def test_frechet_mean_on_the_jacobi_path(gen):
+    from riemlearn.manifolds import SPD
+    from riemlearn.stats.frechet_mean import frechet_mean
+
+    m = SPD(6)
+    x = m.random_point(12, generator=gen, dtype=F64)
+    ref = frechet_mean(x, m)
+    with D.spectral_backend("jacobi", jacobi_block=2):
+        mean = frechet_mean(x, m)
+    assert torch.allclose(mean, ref, rtol=0, atol=1e-12)
+
+
 # --- eigensolver-free matrix functions -------------------------------------------------------------
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return (torch.linalg.matrix_norm((a - b).double()) / torch.linalg.matrix_norm(b.double())).max().item()
