@@ -4,6 +4,10 @@ from . import spectral
 from .base import Manifold, Metric
 from .eigh_dispatch import spectral_backend
 from .euclidean import Euclidean, FlatMetric
+from .grassmann import Grassmann, GrassmannMetric
+from .lorentz import Lorentz, LorentzMetric
+from .poincare import PoincareBall, PoincareMetric
+from .product import Product, ProductMetric
 from .spd import SPD
 from .spd_affine_invariant import AffineInvariant
 from .spd_bures_wasserstein import BuresWasserstein, GeneralizedBuresWasserstein
@@ -11,10 +15,6 @@ from .spd_log_cholesky import LogCholesky
 from .spd_log_euclidean import LogEuclidean
 from .sphere import RoundMetric, Sphere
 from .stiefel import Stiefel, StiefelCanonicalMetric, StiefelEmbeddedMetric
-from .grassmann import Grassmann, GrassmannMetric
-from .product import Product, ProductMetric
-from .poincare import PoincareBall, PoincareMetric
-from .lorentz import Lorentz, LorentzMetric
 
 __all__ = ["Manifold", "Metric", "Euclidean", "FlatMetric", "spectral", "spectral_backend"]
 __all__ += ["Sphere", "RoundMetric", "Stiefel", "StiefelCanonicalMetric", "StiefelEmbeddedMetric"]

@@ -1,6 +1,7 @@
 """riemlearn.stats (under construction)."""
 
 # EEG / BCI estimators and data (covariances, synthetic generator, EEGBCI loader)
+from .bsa import BSA
 from .classifiers import MDM, FgMDM
 from .covariance import Covariances, Shrinkage, covariances
 from .datasets import make_eeg
@@ -10,12 +11,11 @@ from .eegbci import load_eegbci
 from .frechet_mean import FrechetMeanInfo, frechet_mean
 from .kmeans import RiemannianKMeans
 from .median import geometric_median
+from .pga import PGA
 from .recentering import Recenter, recenter
 from .sliced_wasserstein import spd_sliced_wasserstein, spd_sliced_wasserstein_kernel
 from .tangent import tangent_space, tangent_space_inverse, variance
-from .tangent_space import TangentSpace
 
 # Dimension reduction
 from .tangent_pca import TangentPCA
-from .pga import PGA
-from .bsa import BSA
+from .tangent_space import TangentSpace

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from torch import Tensor
-
 from riemlearn.manifolds import Manifold
+from torch import Tensor
 
 # Operations the suite exercises; a case may declare some of them unsupported.
 OPERATIONS = ("exp", "log", "dist", "transport", "retract", "geodesic", "egrad_to_rgrad", "gyro")

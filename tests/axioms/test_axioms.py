@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from axioms.cases import CASES, Case
 
 BATCHES = [(), (3,), (2, 3)]
@@ -308,7 +309,8 @@ def test_check_point_errors(case):
     with pytest.raises(ValueError, match="NaN"):
         m.check_point(bad)
     with pytest.raises(ValueError, match="shape|dimension"):
-        m.check_point(torch.zeros(7, dtype=torch.float64) if m.ndim > 1 else torch.zeros((), dtype=torch.float64))
+        wrong = torch.zeros(7) if m.ndim > 1 else torch.zeros(())
+        m.check_point(wrong.to(torch.float64))
     if case.off_manifold is not None:
         with pytest.raises(ValueError, match="off"):
             m.check_point(case.off_manifold(x))
