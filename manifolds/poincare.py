@@ -81,8 +81,13 @@ def conformal_factor(x: Tensor, c: Tensor | float) -> Tensor:
 
 
 def inner(x: Tensor, u: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
-    """``⟨u, v⟩_x = λ_x² ⟨u, v⟩``, shape ``(*batch,)``."""
-    return (conformal_factor(x, c) ** 2 * _dot(u, v)).squeeze(-1)
+    """``⟨u, v⟩_x = λ_x² ⟨u, v⟩``, shape ``(*batch,)``.
+
+    ``λ_x`` to a few ulps (plain ``1 − c‖x‖²`` when all points are well inside, see
+    ``mobius._one_minus_interior``), nearly exact near the boundary.
+    """
+    a = mobius._one_minus_interior(x, curvature(c, x))
+    return (4 * _dot(u, v) / (a * a)).squeeze(-1)
 
 
 def _delta(x: Tensor, y: Tensor, cc: Tensor) -> Tensor:
@@ -164,7 +169,7 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
     cc = curvature(c, x)
     sc = torch.sqrt(cc)
     e = float(torch.finfo(x.dtype).eps)
-    ax = mobius._one_minus(x, cc)
+    ax = mobius._one_minus_interior(x, cc)
     nu = safe_sqrt(_sq(u))
     t = sc * nu / ax
     small = t < mobius._SMALL
@@ -187,7 +192,7 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
     y.mul_(torch.where(bad, torch.sqrt(target / sy.clamp_min(target)), torch.ones_like(sy)))
     # the transport needs A(y) consistent with the stored y (the gyration cancels near the
     # boundary): the exact one, as in transport()
-    ay = mobius._one_minus(y, cc)
+    ay = mobius._one_minus_interior(y, cc)
     cy2 = 1 - ay
     # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D
     yv, xv, xy = _dot(y, m), _dot(x, m), _dot(x, y)
@@ -202,8 +207,9 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
 
 
 def egrad_to_rgrad(x: Tensor, egrad: Tensor, c: Tensor | float) -> Tensor:
-    """``grad f = egrad / λ_x² = (A(x)/2)² egrad``."""
-    return (mobius.one_minus_cnorm2(x, c) / 2) ** 2 * egrad
+    """``grad f = egrad / λ_x² = (A(x)/2)² egrad`` (``A`` as in :func:`inner`)."""
+    a = mobius._one_minus_interior(x, curvature(c, x))
+    return (0.25 * a * a) * egrad
 
 
 def ehess_to_rhess(x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor, c: Tensor | float) -> Tensor:
