@@ -1,8 +1,9 @@
 """Every example script runs to completion with fast settings, and the notebooks execute.
 
-Scripts run in a subprocess (as a user would run them) with a timeout; figures go to a temp
-folder. Notebooks are executed with nbclient (skipped cleanly when nbclient, nbformat, ipykernel
-or matplotlib are missing) with a per-notebook time budget.
+The fast runs of the scripts share one subprocess (each executed as ``__main__`` with its own
+argv; imports are paid once) with a timeout; the runs on ../shared/data get a subprocess each.
+Figures go to a temp folder. Notebooks are executed with nbclient (skipped cleanly when
+nbclient, nbformat, ipykernel or matplotlib are missing) with a per-notebook time budget.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ needs_mpl = pytest.mark.skipif(
 
 
 def run_script(name: str, *args: str, tmp_path: Path) -> str:
+    """Run one example in its own subprocess (used for the data-dependent runs)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
@@ -34,19 +36,78 @@ def run_script(name: str, *args: str, tmp_path: Path) -> str:
     return proc.stdout
 
 
+# The fast runs share ONE subprocess (torch/sklearn/matplotlib are imported once, which is most
+# of a fast run's cost): each script is executed as __main__ with its own argv, stdout captured,
+# exceptions and exit codes recorded per script.
+_RUNNER = """
+import contextlib, io, json, runpy, sys, time, traceback
+jobs, results = json.loads(sys.argv[1]), {}
+for key, script, args in jobs:
+    out, t0, rc = io.StringIO(), time.perf_counter(), 0
+    sys.argv = [script, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        rc = 1
+        out.write(traceback.format_exc())
+    results[key] = {"rc": rc, "out": out.getvalue(), "sec": time.perf_counter() - t0}
+print(json.dumps(results))
+"""
+
+FAST_RUNS = {
+    "eeg": ("eeg_classification.py", ["--fast", "--out", "eeg.png"]),
+    "optim": ("manifold_optimization.py", ["--fast"]),
+    "poincare": ("poincare_embedding.py", ["--fast", "--out", "ball.png"]),
+    "sphere": ("sphere_means_bsa.py", ["--fast", "--out", "s.png"]),
+    "sw": ("spd_sliced_wasserstein.py", ["--fast", "--out", "sw.png"]),
+    "quickstart": ("quickstart.py", []),
+    "spdnet_liebn": ("spdnet_liebn.py", ["--epochs", "1", "--bn", "liebn-aim"]),
+}
+
+
+NEEDS_MPL = {"eeg", "poincare", "sphere", "sw"}
+HAS_MPL = __import__("importlib").util.find_spec("matplotlib") is not None
+
+
+@pytest.fixture(scope="module")
+def fast_runs(tmp_path_factory):
+    """{key: (result, folder)} of every fast example run (those drawing figures only with matplotlib)."""
+    import json
+
+    folder = tmp_path_factory.mktemp("examples")
+    jobs = [(k, str(EXAMPLES / script), args) for k, (script, args) in FAST_RUNS.items()
+            if HAS_MPL or k not in NEEDS_MPL]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(jobs)], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=SCRIPT_TIMEOUT * 3)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: (r, folder) for k, r in results.items()}
+
+
+def fast_output(fast_runs, key: str) -> tuple[str, Path]:
+    if key not in fast_runs:
+        pytest.skip("matplotlib is not installed")
+    result, folder = fast_runs[key]
+    assert result["rc"] == 0, f"{FAST_RUNS[key][0]} failed:\n{result['out'][-3000:]}"
+    return result["out"], folder
+
+
 def assert_png(path: Path) -> None:
     assert path.is_file(), f"{path} was not written"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
-@needs_mpl
-def test_eeg_classification_fast(tmp_path):
-    out = run_script("eeg_classification.py", "--fast", "--out", "fig.png", tmp_path=tmp_path)
+def test_eeg_classification_fast(fast_runs):
+    out, tmp_path = fast_output(fast_runs, "eeg")
     accs = {m: float(a) for m, a in re.findall(r"^(MDM|Tangent space|SPDNet)\S*.*?(\d\.\d{3}) ±", out, re.M)}
     assert set(accs) == {"MDM", "Tangent space", "SPDNet"}, out
     # 3 balanced classes: chance is 1/3; the class shows in the band power, so all beat it
     assert min(accs.values()) > 0.45, out
-    assert_png(tmp_path / "fig.png")
+    assert_png(tmp_path / "eeg.png")
 
 
 @needs_mpl
@@ -65,8 +126,8 @@ def test_eeg_classification_edf(tmp_path, data_dir):
     assert_png(tmp_path / "edf.png")
 
 
-def test_manifold_optimization_fast(tmp_path):
-    out = run_script("manifold_optimization.py", "--fast", tmp_path=tmp_path)
+def test_manifold_optimization_fast(fast_runs):
+    out, _ = fast_output(fast_runs, "optim")
     rows = re.findall(r"^(.{26}) (conjugate gradient|trust regions)\s+\d+\s+\S+\s+\S+\s+(\S+)\s+(\S+)",
                       out, re.M)
     assert len(rows) == 6, out
@@ -74,9 +135,8 @@ def test_manifold_optimization_fast(tmp_path):
         assert float(gap) < 1e-8 and float(grad) < 1e-6, (problem, solver, gap, grad)
 
 
-@needs_mpl
-def test_poincare_embedding_fast(tmp_path):
-    out = run_script("poincare_embedding.py", "--fast", "--out", "ball.png", tmp_path=tmp_path)
+def test_poincare_embedding_fast(fast_runs):
+    out, tmp_path = fast_output(fast_runs, "poincare")
     rank, mean_ap = map(float, re.search(r"mean rank ([\d.]+), MAP ([\d.]+)", out).groups())
     # 31-node binary tree: a random embedding has mean rank ~ (unrelated nodes) / 2 ~ 10
     assert rank < 4.0 and mean_ap > 0.6, out
@@ -96,9 +156,8 @@ def test_poincare_embedding_mammals_runs(tmp_path, data_dir):
     assert rank < 200, out  # one epoch already orders far better than random (~560)
 
 
-@needs_mpl
-def test_sphere_means_bsa_fast(tmp_path):
-    out = run_script("sphere_means_bsa.py", "--fast", "--out", "s.png", tmp_path=tmp_path)
+def test_sphere_means_bsa_fast(fast_runs):
+    out, tmp_path = fast_output(fast_runs, "sphere")
     grad = float(re.search(r"gradient norm (\S+)", out).group(1))
     assert grad < 1e-8, out
     res = dict(re.findall(r"^(tangent PCA|exact PGA|BSA) .*?\s([\d.]+)\s+[\d.]+%$", out, re.M))
@@ -108,22 +167,21 @@ def test_sphere_means_bsa_fast(tmp_path):
     assert_png(tmp_path / "s.png")
 
 
-@needs_mpl
-def test_spd_sliced_wasserstein_fast(tmp_path):
-    out = run_script("spd_sliced_wasserstein.py", "--fast", "--out", "sw.png", tmp_path=tmp_path)
+def test_spd_sliced_wasserstein_fast(fast_runs):
+    out, tmp_path = fast_output(fast_runs, "sw")
     found = re.search(r"between-session SW₂: ([\d.]+) before, ([\d.]+) after", out)
     before, after = map(float, found.groups())
     assert after < 0.6 * before, out  # re-centering removes most of the session shift
     assert_png(tmp_path / "sw.png")
 
 
-def test_quickstart(tmp_path):
-    out = run_script("quickstart.py", tmp_path=tmp_path)
+def test_quickstart(fast_runs):
+    out, _ = fast_output(fast_runs, "quickstart")
     assert "Brockett" in out
 
 
-def test_spdnet_liebn_short(tmp_path):
-    out = run_script("spdnet_liebn.py", "--epochs", "1", "--bn", "liebn-aim", tmp_path=tmp_path)
+def test_spdnet_liebn_short(fast_runs):
+    out, _ = fast_output(fast_runs, "spdnet_liebn")
     assert "SPDNet bn=liebn-aim" in out and "NaN=0" in out
 
 
