@@ -46,8 +46,8 @@ def project_tangent(x: Tensor, u: Tensor) -> Tensor:
 def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
     """``qf(X + U)`` with the sign fix that makes ``R`` have a positive diagonal."""
     q, r = torch.linalg.qr(x + u)
-    d = torch.diagonal(r, dim1=-2, dim2=-1)
-    return q * torch.where(d < 0, -1.0, 1.0).to(q.dtype).unsqueeze(-2)
+    neg = torch.diagonal(r, dim1=-2, dim2=-1) < 0
+    return torch.where(neg.unsqueeze(-2), -q, q)
 
 
 def polar(z: Tensor) -> Tensor:

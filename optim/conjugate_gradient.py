@@ -132,6 +132,7 @@ class ConjugateGradient(Solver):
         done = self._check(0, f, gg.sqrt())
         k = 0
         act = torch.ones((), dtype=torch.bool, device=x.device)
+        fast_check = not self.record and self.verbosity < 2
         while not done:
             k += 1
             df0 = float(geom.inner(x, g, d))
@@ -155,9 +156,12 @@ class ConjugateGradient(Solver):
             d = (beta * td).sub_(ng)
             fold = f
             x, f, g, gg, ggv = newx, nf, ng, ngg, nggv
-            done = self._check(k, f, torch.tensor(math.sqrt(max(ggv, 0.0)), dtype=f.dtype,
-                                                  device=f.device),
-                               step, fold, beta=torch.tensor(beta, dtype=f.dtype, device=f.device))
+            gnv = math.sqrt(max(ggv, 0.0))
+            if fast_check:
+                done = self._check_single(k, f, gnv, step, fold)
+            else:
+                done = self._check(k, f, torch.tensor(gnv, dtype=f.dtype, device=f.device), step,
+                                   fold, beta=torch.tensor(beta, dtype=f.dtype, device=f.device))
         return self._finish(x, f, gg.clamp_min(0).sqrt())
 
     def _beta(self, geom, x1, g1, g1g1, tg, td, gg, g0, d0, x0) -> Tensor:

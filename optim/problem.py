@@ -70,8 +70,7 @@ class Problem:
         with torch.enable_grad():
             f = self._cost(xg)
             if f.requires_grad:
-                (eg,) = torch.autograd.grad(f.sum(), xg, create_graph=create_graph,
-                                            allow_unused=True)
+                eg = _vjp(f, xg, torch.ones_like(f), retain=create_graph, create=create_graph)
             else:
                 eg = None
         if eg is None:
@@ -106,7 +105,7 @@ class Problem:
             eg = None
             if f.requires_grad:
                 with torch.enable_grad():
-                    (eg,) = torch.autograd.grad(f.sum(), xg, allow_unused=True)
+                    eg = _vjp(f, xg, torch.ones_like(f), retain=False)
             if eg is None:
                 eg = torch.zeros_like(x)
             return m.egrad_to_rgrad(x, eg)
@@ -144,8 +143,10 @@ class Problem:
         return f, m.egrad_to_rgrad(x, egd), op_autograd
 
 
-def _vjp(out: Tensor, inp: Tensor, v: Tensor) -> Tensor | None:
-    """``torch.autograd.grad(out, inp, v, retain_graph=True, allow_unused=True)[0]``.
+def _vjp(out: Tensor, inp: Tensor, v: Tensor, retain: bool = True,
+         create: bool = False) -> Tensor | None:
+    """``torch.autograd.grad(out, inp, v, retain_graph=retain, create_graph=create,
+    allow_unused=True)[0]``.
 
     Calls the autograd engine directly when it is available: the Python wrapper's argument
     checks cost about a fifth of a small Hessian-vector product and are redundant here (``v``
@@ -153,10 +154,11 @@ def _vjp(out: Tensor, inp: Tensor, v: Tensor) -> Tensor | None:
     """
     if _ENGINE is not None and v.shape == out.shape and v.dtype == out.dtype:
         try:
-            return _ENGINE.run_backward((out,), (v,), True, False, (inp,), True, False)[0]
-        except (TypeError, RuntimeError):  # engine signature changed: use the public API
+            return _ENGINE.run_backward((out,), (v,), retain, create, (inp,), True, False)[0]
+        except TypeError:  # engine signature changed: use the public API
             pass
-    return torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=True, allow_unused=True)[0]
+    return torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=retain, create_graph=create,
+                               allow_unused=True)[0]
 
 
 _ENGINE = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)

@@ -144,7 +144,7 @@ class Solver:
             print(f"{self.name} {k:5d}  f={_fmt(f)}  |grad|={_fmt(gn)}{st}{more}")
         return not bool((self._reason == 0).any())
 
-    def _check_single(self, k: int, f: Tensor, gn: Tensor, step: Tensor | None,
+    def _check_single(self, k: int, f: Tensor, gn: Tensor | float, step: Tensor | None,
                       fold: Tensor | None) -> bool:
         """:meth:`_check` for one problem without log or display: Python comparisons."""
         if int(self._reason) != 0:
