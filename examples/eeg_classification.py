@@ -10,9 +10,11 @@ confusion matrix of every model.
     python examples/eeg_classification.py --out fig.png         # where the figure goes
     python examples/eeg_classification.py --fast                # a few seconds (used by the tests)
     python examples/eeg_classification.py --edf ../shared/data/eegbci/S001/S001R{06,10,14}.edf
+    python examples/eeg_classification.py --subject 1 --data-dir ../shared/data/eegbci
 
-With ``--edf`` the EEGBCI motor-imagery recordings in those EDF files are epoched after the
-cues and band-passed (7-35 Hz) by :func:`riemlearn.stats.load_eegbci` (needs ``mne``).
+With ``--edf`` (or ``--subject``) the EEGBCI motor-imagery recordings are epoched 1-2 s after
+the cues and band-passed (7-35 Hz) by :func:`riemlearn.stats.load_eegbci` (needs ``mne``;
+``--subject`` without ``--data-dir`` lets MNE fetch the files).
 
 Models
 ------
@@ -101,11 +103,19 @@ def synthetic_data(seed: int, fast: bool) -> tuple[np.ndarray, np.ndarray, str]:
     return X, y, desc
 
 
-def edf_data(paths: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+def eegbci_data(paths: list[str] | None, subject: int | None = None,
+                data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """EEGBCI epochs from EDF files, or of one subject (runs 6, 10, 14: both fists vs both feet;
+    read from ``data_dir`` or fetched by MNE)."""
     from riemlearn.stats import load_eegbci
 
-    X, y = load_eegbci(paths, as_numpy=True)
-    desc = (f"EEGBCI EDF ({len(paths)} files): {X.shape[0]} trials, {X.shape[1]} channels, "
+    if paths:
+        X, y = load_eegbci(paths, as_numpy=True)
+        source = f"EEGBCI EDF ({len(paths)} files)"
+    else:
+        X, y = load_eegbci(subject=subject, data_dir=data_dir, as_numpy=True)
+        source = f"EEGBCI subject {subject} (runs 6, 10, 14)"
+    desc = (f"{source}: {X.shape[0]} trials, {X.shape[1]} channels, "
             f"{X.shape[2]} samples, {len(np.unique(y))} classes")
     return X, y, desc
 
@@ -266,7 +276,8 @@ def save_figure(C: np.ndarray, y: np.ndarray, results: dict[str, dict], out: str
     ax.set_xlabel("tangent coordinate 1 (class-mean plane)")
     ax.set_ylabel("tangent coordinate 2")
     ax.set_title("Trials and class means at the Fréchet mean (AIM):\n"
-                 f"plane of the class means ({100 * share:.0f}% of trial variance)", fontsize=10)
+                 f"plane of the class means, fitted in-sample ({100 * share:.0f}% of trial variance)",
+                 fontsize=10)
     ax.legend(fontsize=6.5, loc="best")
     for ax, (name, r) in zip(axes[1:], results.items(), strict=True):
         cm = confusion(y, r["pred"], n_classes)
@@ -291,6 +302,10 @@ def main(argv: Iterable[str] | None = None) -> dict[str, dict]:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--edf", nargs="+", default=None, metavar="PATH",
                    help="EEGBCI EDF files to classify instead of the synthetic default (needs mne)")
+    p.add_argument("--subject", type=int, default=None,
+                   help="EEGBCI subject (1-109) instead of --edf: read from --data-dir, else fetched by MNE "
+                        "(which may download it)")
+    p.add_argument("--data-dir", default=None, help="folder holding EEGBCI EDF files (with --subject)")
     p.add_argument("--out", default="eeg_classification.png", help="figure path (PNG)")
     p.add_argument("--fast", action="store_true", help="small data, 3 folds, few epochs (tests)")
     p.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
@@ -307,8 +322,8 @@ def main(argv: Iterable[str] | None = None) -> dict[str, dict]:
     epochs = args.epochs or (5 if args.fast else 20)
 
     t_start = time.perf_counter()
-    if args.edf:
-        X, y, desc = edf_data(args.edf)
+    if args.edf or args.subject is not None:
+        X, y, desc = eegbci_data(args.edf, args.subject, args.data_dir)
         hidden = [16, 8]
     else:
         X, y, desc = synthetic_data(args.seed, args.fast)
