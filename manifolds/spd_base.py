@@ -82,6 +82,12 @@ def frechet(
         w, v = eigh(sym(x.detach()))
     else:
         w, v = eig
+    if not (torch.is_grad_enabled() and (x.requires_grad or h.requires_grad)):
+        # No autograd: the Loewner matrix of a point shared by a batch of directions is built
+        # once (not per direction), and ½ of sym(VᵀHV) = Vᵀ sym(H) V is folded into it.
+        f1 = fn.first_divided_difference(w, tie_threshold(w.dtype)) * 0.5
+        hh = v.mT @ h.to(v.dtype) @ v
+        return (v @ (hh + hh.mT).mul_(f1) @ v.mT).to(x.dtype)
     shape = torch.broadcast_shapes(x.shape, h.shape)
     if x.shape != shape:
         x = x.expand(shape)
