@@ -192,7 +192,6 @@ def test_notebook_executes(path):
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
     nb = nbformat.read(path, as_version=4)
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     t0 = time.perf_counter()
     client = nbclient.NotebookClient(nb, timeout=NOTEBOOK_BUDGET, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
@@ -202,3 +201,16 @@ def test_notebook_executes(path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_committed_with_outputs(path):
+    """Notebooks are documentation: stored executed, with figures, small, error-free."""
+    import json
+
+    nb = json.loads(path.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} has no figure"
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    assert all(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+    assert path.stat().st_size < 1_000_000
