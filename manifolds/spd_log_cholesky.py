@@ -163,7 +163,7 @@ class LogCholesky(SPDMetric):
         c = _chol(x)
         h = _half(_tri_inv_congruence(c, u))
         k = _set_diag(c + c @ h, _diag(c) * torch.exp(_diag(h)))
-        return sym(k @ k.mT)
+        return k @ k.mT  # symmetric to roundoff (no extra symmetrization pass)
 
     def _log1(self, x: Tensor, y: Tensor) -> Tensor:
         # DΦ_x⁻¹[Φ(y) − Φ(x)] = P + Pᵀ, P = X Lᵀ, X = ⌊K − L⌋ + 𝔻(L) log(𝔻(K)/𝔻(L)).
