@@ -1,14 +1,15 @@
 """Fréchet means and barycentric subspace analysis (BSA) on the sphere S², with a picture.
 
-Points are drawn along a long arc of a *small* circle (latitude 35°, longitudes ±100°), so no
-great circle through their Fréchet mean fits them well. The script
+Points are drawn in three clusters of unequal sizes, so the best-fitting great circle need not
+pass through their Fréchet mean. The script
 
 1. computes the Fréchet mean (Karcher iterations: gradient norm per iteration) and compares it
    with the normalized Euclidean mean;
 2. fits the 1-D principal subspaces: tangent PCA (the geodesic through the mean along the first
-   principal direction of the log-mapped data), exact PGA and BSA (the great circle through two
-   reference points minimizing the unexplained variance, Pennec 2018; it need not pass through
-   the mean), and reports each one's unexplained variance ``Σ d²(xᵢ, π xᵢ) / N`` (closest-point
+   principal direction of the log-mapped data), exact PGA (residual criterion) and BSA (the great
+   circle through two reference points minimizing the unexplained variance, Pennec 2018; forward:
+   the first reference is the mean; joint: both references free, so the circle need not pass
+   through the mean), and reports each one's unexplained variance ``Σ d²(xᵢ, π xᵢ) / N`` (closest-point
    distance to the great circle);
 3. draws the sphere with the data, the means, the BSA reference points and the three circles.
 
@@ -33,13 +34,14 @@ except ImportError:  # pragma: no cover - older checkouts
 F64 = torch.float64
 
 
-def sample(n: int, gen: torch.Generator, latitude: float = 35.0, spread: float = 100.0,
-           width: float = 4.0) -> torch.Tensor:
-    """Points along an arc of the small circle at ``latitude`` degrees (longitudes uniform in
-    ±spread degrees), with Gaussian noise of sd ``width`` degrees across the arc."""
-    lon = (torch.rand(n, generator=gen, dtype=F64) * 2 - 1) * math.radians(spread)
-    lat = math.radians(latitude) + math.radians(width) * torch.randn(n, generator=gen, dtype=F64)
-    return torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], -1)
+def sample(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Three clusters of unequal sizes (1/2, 1/3, 1/6 of the points) around three directions,
+    Gaussian noise of sd 0.12 in R³ projected onto the sphere."""
+    centres = torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.9], [-0.6, 0.5, -0.2]], dtype=F64)
+    sizes = (n // 2, n // 3, n - n // 2 - n // 3)
+    x = torch.cat([c + 0.12 * torch.randn(k, 3, generator=gen, dtype=F64) for c, k in zip(centres, sizes,
+                                                                                          strict=True)])
+    return x / x.norm(dim=-1, keepdim=True)
 
 
 def circle_residual(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fast", action="store_true")
     args = p.parse_args(argv)
     gen = torch.Generator().manual_seed(args.seed)
-    n = args.n or (80 if args.fast else 300)
+    n = args.n or (60 if args.fast else 200)
     s2 = Sphere(3)
     x = sample(n, gen)
 
@@ -82,14 +84,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     tpca = TangentPCA(1, s2).fit(x)
     v_tpca = tpca.components_[0]
-    pga = PGA(1, s2, method="exact").fit(x)
+    pga = PGA(1, s2, method="exact", criterion="residual").fit(x)
     rows = {"tangent PCA": (tpca.reference_, tpca.reference_ + v_tpca),
             "exact PGA": (pga.mean_, pga.mean_ + pga.components_[0])}
     refs = None
     if BSA is not None:
-        bsa = BSA(1, s2).fit(x)
+        bsa_f = BSA(1, s2, method="forward").fit(x)
+        rows["BSA forward"] = tuple(bsa_f.references_)
+        bsa = BSA(1, s2, method="joint").fit(x)
         refs = bsa.references_
-        rows["BSA (2 references)"] = (refs[0], refs[1])
+        rows["BSA joint"] = (refs[0], refs[1])
     print(f"\n{'1-D subspace (great circle)':<28} {'unexplained variance (rad²)':>28} {'of total':>9}")
     results = {"frechet_mean": mean, "grad_norm": float(info.grad_norm), "variance": var}
     for name, (a, b) in rows.items():
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[name] = r
         print(f"{name:<28} {r:>28.6f} {100 * r / var:>8.2f}%")
     if refs is not None:
-        print(f"(BSA's own unexplained variance: {float(bsa.unexplained_variance_[1]):.6f})")
+        print(f"(BSA joint's own unexplained variance: {float(bsa.unexplained_variance_[1]):.6f})")
 
     import matplotlib
 
@@ -110,8 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
     ax.plot_surface((u.cos() * w.sin()).numpy(), (u.sin() * w.sin()).numpy(), w.cos().numpy(),
                     color="0.9", alpha=0.25, linewidth=0)
     ax.scatter(*x.T.numpy(), s=6, color="tab:blue", alpha=0.6, label="data")
-    colors = {"tangent PCA": "tab:orange", "exact PGA": "tab:green", "BSA (2 references)": "tab:red"}
-    styles = {"tangent PCA": "-", "exact PGA": "--", "BSA (2 references)": ":"}
+    colors = {"tangent PCA": "tab:orange", "exact PGA": "tab:green", "BSA forward": "tab:red",
+              "BSA joint": "tab:purple"}
+    styles = {"tangent PCA": "-", "exact PGA": "--", "BSA forward": ":", "BSA joint": "-."}
     for name, (a, b) in rows.items():
         c = great_circle(a, b)
         ax.plot(*c.T.numpy(), color=colors[name], ls=styles[name], lw=2, label=name)
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.scatter(*euclid.numpy(), s=60, marker="x", color="purple", label="normalized Euclidean mean",
                depthshade=False)
     if refs is not None:
-        ax.scatter(*refs.T.numpy(), s=70, marker="D", color="tab:red", label="BSA references",
+        ax.scatter(*refs.T.numpy(), s=70, marker="D", color="tab:purple", label="BSA joint references",
                    depthshade=False)
     ax.view_init(elev=35, azim=20)
     ax.set_box_aspect((1, 1, 1))
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax2.scatter(0, 0, s=120, marker="*", color="black", zorder=5)
     if refs is not None:
         rxy = flat(refs)
-        ax2.scatter(rxy[:, 0], rxy[:, 1], s=70, marker="D", color="tab:red", zorder=5)
+        ax2.scatter(rxy[:, 0], rxy[:, 1], s=70, marker="D", color="tab:purple", zorder=5)
     ax2.legend(keep.values(), keep.keys(), fontsize=7, loc="lower left")
     ax2.set_aspect("equal")
     lim = float(xy.abs().max()) * 1.15
