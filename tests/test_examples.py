@@ -217,3 +217,34 @@ def test_notebook_committed_with_outputs(path):
     assert not any(o.get("output_type") == "error" for o in outputs)
     assert all(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
     assert path.stat().st_size < 1_000_000
+
+
+def test_poincare_rank_and_map_match_brute_force():
+    """The vectorized reconstruction metrics of the embedding example equal a direct count."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("poincare_embedding", EXAMPLES / "poincare_embedding.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    names, _, pairs = mod.generated_tree(2, 3)
+    ball = mod.PoincareBall(c=1.0, n=2)
+    pts = ball.random_point(len(names), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    n = len(pts)
+    rel = mod.related_matrix(n, pairs)
+    d = ball.dist(pts[:, None].expand(n, n, -1), pts[None].expand(n, n, -1)).tolist()
+    ranks, aps = [], []
+    for u in range(n):
+        unrelated = [w for w in range(n) if w != u and not rel[u, w]]
+        ranks += [1 + sum(d[u][w] < d[u][v] for w in unrelated) for v in range(n) if rel[u, v]]
+        order = sorted((w for w in range(n) if w != u), key=lambda w: d[u][w])
+        hits, prec = 0, []
+        for i, w in enumerate(order):
+            if rel[u, w]:
+                hits += 1
+                prec.append(hits / (i + 1))
+        aps.append(sum(prec) / len(prec))
+    mean_rank, mean_ap = mod.rank_and_map(pts, ball, pairs)
+    assert abs(mean_rank - sum(ranks) / len(ranks)) < 1e-12
+    assert abs(mean_ap - sum(aps) / len(aps)) < 1e-12
