@@ -176,23 +176,24 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
     th_big = mobius._cap(torch.tanh(torch.where(small, torch.ones_like(t), t)))
     # v = tanh(t) u / (√c ‖u‖) = coef · u
     coef = torch.where(small, (1 - t * t / 3) / ax, th_big / (sc * nu.clamp_min(torch.finfo(x.dtype).tiny)))
-    v = coef * u
     th = torch.where(small, t * (1 - t * t / 3), th_big)
     av = (1 - th) * (1 + th)  # A(v) in closed form (1 − th exact)
-    s = x + v
+    s = torch.addcmul(x, coef, u)  # x + v
     cs2 = cc * _sq(s)
-    num = (ax * s).addcmul_(cs2, x)
     den = ax * av + cs2
     # guard as mobius.keep_inside: A(y) = A(x)A(v)/D flags the rows near the boundary, the
     # plain c‖y‖² (what a naive membership check computes) gives their rescaling
-    y = num / den
+    y = (s * (ax / den)).addcmul_(x, cs2 / den)  # (A(x) s + c‖s‖² x) / D
     sy = cc * _sq(y)
     bad = (ax * av <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
     target = 1 - max(4.0, 2 * mobius._GUARD_ULPS) * e
     y.mul_(torch.where(bad, torch.sqrt(target / sy.clamp_min(target)), torch.ones_like(sy)))
     # the transport needs A(y) consistent with the stored y (the gyration cancels near the
     # boundary): the exact one, as in transport()
-    ay = mobius._one_minus_interior(y, cc)
+    if y.device.type == "cpu" and bool((sy <= 0.5).all()):  # as mobius._one_minus_interior
+        ay = 1 - sy
+    else:
+        ay = mobius._one_minus(y, cc)
     cy2 = 1 - ay
     # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D
     yv, xv, xy = _dot(y, m), _dot(x, m), _dot(x, y)
