@@ -23,6 +23,7 @@ and normalized weights ``w`` of shape ``(G, N)`` and works in the dtype of ``X``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -230,18 +231,29 @@ def _move(c: Tensor, ci: Tensor, mu: Tensor, u: Tensor, t: Tensor) -> tuple[Tens
 
 def aim_mean(
     x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int, norm_scale: float = 1.0,
-    ab: tuple[float, float] = (1.0, 0.0),
+    ab: tuple[float, float] = (1.0, 0.0), reduce: Callable[..., tuple[Tensor, ...]] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, AIMState]:
     """Affine-invariant Karcher mean by Riemannian Newton–CG with Armijo steps.
 
     Returns ``(mean, iterations, grad_norm, converged, state)``; ``grad_norm`` is the metric norm
     ``sqrt(α‖G‖² + β tr(G)²) · norm_scale`` of the Riemannian gradient at the returned mean.
+    ``reduce(*sums) -> sums``, if given, is applied to every sum over points (cost, gradient,
+    Hessian–vector products, perturbative check): ``riemlearn.distributed`` passes an
+    all-reduce over ranks holding shards (the returned state then covers the local shard only).
     """
+    def _red(*ts: Tensor) -> tuple[Tensor, ...]:
+        return ts if reduce is None else reduce(*ts)
+
+    def _pass(ci_: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        cost_, grad_, ll_, lam_, v_ = _whitened_pass(x, w, ci_)
+        cost_, grad_ = _red(cost_, grad_)
+        return cost_, grad_, ll_, lam_, v_
+
     alpha, beta = ab
     c = torch.linalg.cholesky(sym(init))
     ci = torch.linalg.solve_triangular(c, torch.eye(c.shape[-1], dtype=c.dtype, device=c.device),
                                        upper=False)
-    cost, grad, ll, lam, v = _whitened_pass(x, w, ci)
+    cost, grad, ll, lam, v = _pass(ci)
     groups = x.shape[:-3]
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)
     small_dec = 64 * eps(x.dtype)
@@ -269,9 +281,10 @@ def aim_mean(
         gw = _coth_weights(ll, w)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
         n = gw.shape[-1]
-        hbar = gw.sum((-3, -2, -1)) / (n * n)
+        (hbar,) = _red(gw.sum((-3, -2, -1)) / (n * n))
         hess = _Hessian(v, gw)
-        d, res = _cg(hess, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
+        apply = hess if reduce is None else (lambda h, hs=hess: _red(hs(h))[0])
+        d, res = _cg(apply, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
         d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
         mu, u = eigh(sym(d))
@@ -279,12 +292,13 @@ def aim_mean(
         iters = iters + active.long()
         # Final step: to first order the gradient at the new point is the CG residual
         # G − Hess[D]; accept the step (no eigh) if that plus a bound on the rest is <= tol.
-        err = _step_bound(lam, w, mu) + 100 * eps(x.dtype) * g0
+        (err,) = _red(_step_bound(lam, w, mu))
+        err = err + 100 * eps(x.dtype) * g0
         gn_est = gnorm(res)
         done = (gn_est + err * norm_scale * fro <= tol) | ~active
         if not bool(done.all()) and bool((mu.abs().amax(-1) <= 1e-4).all()):
             # Widely spread points: the exact first-order term from the current eigenpairs.
-            est, err = _perturbed_grad(hess, lam, ll, w, mu, u)
+            est, err = _red(*_perturbed_grad(hess, lam, ll, w, mu, u))
             gn_est = gnorm(est)
             done = (gn_est + err * norm_scale * fro <= tol) | ~active
         if bool(done.all()):
@@ -298,7 +312,7 @@ def aim_mean(
             break
         for _bt in range(40):
             c2, ci2 = _move(c, ci, mu, u, t)
-            cost2, grad2, ll2, lam2, v2 = _whitened_pass(x, w, ci2)
+            cost2, grad2, ll2, lam2, v2 = _pass(ci2)
             ok = cost2 <= cost - 1e-4 * t * slope
             # Below round-off of the cost, Armijo cannot decide: accept a step that lowers ‖G‖.
             tiny = slope * t <= small_dec * (1 + cost.abs())
@@ -329,8 +343,12 @@ def aim_adjoint(state: AIMState, x: Tensor, w: Tensor, gbar: Tensor, need_x: boo
     ll = torch.log(lam)
     rhs = sym(c.mT @ gbar @ c)
     gw = _coth_weights(ll, w)
-    stop = 1e3 * eps(rhs.dtype) * rhs.norm(dim=(-2, -1))
-    lamb = _cg(_Hessian(v, gw), rhs, stop, maxiter=200)
+    # Relative residual eps^(2/3) (4e-11 in float64): below the accuracy of the mean itself.
+    e = eps(rhs.dtype)
+    stop = max(1e3 * e, e ** (2 / 3)) * rhs.norm(dim=(-2, -1))
+    n = gw.shape[-1]
+    hbar = gw.sum((-3, -2, -1)) / (n * n)  # start at rhs / (tr Hess / dim), as in aim_mean
+    lamb = _cg(_Hessian(v, gw), rhs, stop, maxiter=200, x0=rhs / hbar[..., None, None])
     lt = v.mT @ lamb.unsqueeze(-3) @ v  # λ in each eigenbasis (G, N, n, n)
     gx = gw_out = None
     if need_x:
@@ -350,15 +368,17 @@ def bw_grad_norm(s: Tensor, t_bar: Tensor) -> Tensor:
     return (k * (s @ k)).sum((-2, -1)).clamp_min(0).sqrt()
 
 
-def bw_mean(x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int
-            ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def bw_mean(x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int,
+            reduce: Callable[..., tuple[Tensor, ...]] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Bures–Wasserstein barycentre by the Álvarez-Esteban et al. (2016) fixed point.
 
     Returns ``(mean, iterations, grad_norm, converged)``; ``grad_norm`` is the BW norm of the
     Riemannian gradient at the returned mean. BW lengths scale like ``√‖X‖``, so the test is
     relative: ``grad_norm <= tol · sqrt(Σ wᵢ tr Xᵢ)`` (the data's RMS BW distance from 0).
     """
-    scale = torch.sqrt((w * x.diagonal(dim1=-2, dim2=-1).sum(-1)).sum(-1))
+    red = (lambda *ts: ts) if reduce is None else reduce  # sums over points (all-reduce if sharded)
+    (scale2,) = red((w * x.diagonal(dim1=-2, dim2=-1).sum(-1)).sum(-1))
+    scale = torch.sqrt(scale2)
     tol = tol * scale
     s = sym(init)
     groups = x.shape[:-3]
@@ -366,7 +386,7 @@ def bw_mean(x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int
     gn = torch.full(groups, float("inf"), dtype=x.dtype, device=x.device)
     for k in range(max_iter + 1):
         a, ai = sqrtm_invsqrtm(s)
-        r = _wsum(w, sqrtm(sym(a.unsqueeze(-3) @ x @ a.unsqueeze(-3))))
+        (r,) = red(_wsum(w, sqrtm(sym(a.unsqueeze(-3) @ x @ a.unsqueeze(-3)))))
         t_bar = sym(ai @ r @ ai)
         gn = bw_grad_norm(s, t_bar)
         active = gn > tol
