@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
@@ -52,6 +53,20 @@ class SteepestDescent(Solver):
         gn = geom.norm(x, g)
         done = self._check(0, f, gn)
         k = 0
+        if geom.k == 0 and not self.record and self.verbosity < 2:
+            # one problem, no log: the same iterates without masks or scalar tensors
+            act = torch.ones((), dtype=torch.bool, device=x.device)
+            while not done:
+                k += 1
+                step, x, newf = ls.search(problem, geom, x, -g, f, -gn * gn, act, with_grad=True)
+                fold = f
+                if ls.new_grad is not None:
+                    f, g = newf, ls.new_grad
+                else:
+                    f, g = problem.cost_grad(x)
+                gn = geom.norm(x, g)
+                done = self._check_single(k, f, gn, step, fold)
+            return self._finish(x, f, gn)
         while not done:
             k += 1
             act = self._active()
