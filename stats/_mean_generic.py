@@ -15,6 +15,8 @@ product ``⟨a, b⟩ = ⟨a, egrad_to_rgrad(M, b)⟩``. Memory does not depend o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -37,11 +39,20 @@ def _field(m: Manifold, mean: Tensor, x: Tensor, w: Tensor) -> tuple[Tensor, Ten
     return (_expand_w(w, nd) * logs).sum(-nd - 1), 0.5 * (w * sq).sum(-1)
 
 
-def karcher_mean(m: Manifold, x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int
+def karcher_mean(m: Manifold, x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int,
+                 reduce: Callable[..., tuple[Tensor, ...]] | None = None
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Riemannian gradient descent with Armijo steps; ``(mean, iterations, grad_norm, converged)``."""
+    """Riemannian gradient descent with Armijo steps; ``(mean, iterations, grad_norm, converged)``.
+
+    ``reduce(*sums) -> sums``, if given, is applied to the sums over points (tangent sum and
+    cost) of every pass: ``riemlearn.distributed`` passes an all-reduce over ranks holding shards.
+    """
+    def field(at: Tensor) -> tuple[Tensor, Tensor]:
+        out = _field(m, at, x, w)
+        return out if reduce is None else reduce(*out)
+
     mean = init
-    g, cost = _field(m, mean, x, w)
+    g, cost = field(mean)
     gn2 = m.inner(mean, g, g)
     groups = w.shape[:-1]
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)
@@ -57,7 +68,7 @@ def karcher_mean(m: Manifold, x: Tensor, w: Tensor, init: Tensor, tol: float, ma
         for _bt in range(50):
             # Re-project: long steps (BB allows t up to 1e3) amplify rounding off the manifold.
             cand = m.project_point(m.exp(mean, _expand_w(t, nd) * g))
-            g2, cost2 = _field(m, cand, x, w)
+            g2, cost2 = field(cand)
             gn2_new = m.inner(cand, g2, g2)
             ok = cost2 <= cost - 1e-4 * t * gn2
             tiny = t * gn2 <= small * (1 + cost.abs())
