@@ -3,8 +3,9 @@
 Every rank passes its own shard ``(*groups, N_r, *point_shape)`` (``N_r`` may differ between
 ranks) and gets back the same mean, the weighted Fréchet mean of the union of all shards — the
 answer of :func:`riemlearn.stats.frechet_mean` on the concatenated points, up to the rounding of
-the partial sums. The algorithms are those of the single-process function, built from its pieces
-(``riemlearn.stats._mean_spd`` / ``_mean_generic``); only the sums over points are all-reduced:
+the partial sums. The algorithms are the single-process loops themselves
+(``riemlearn.stats._mean_spd`` / ``_mean_generic``, called with a ``reduce`` hook); only the sums
+over points are all-reduced:
 
 * closed forms (Euclidean, SPD log-Euclidean, log-Cholesky): one all-reduce of the weighted sum
   (differentiable: the backward all-reduces the gradient, as for a loss summed over ranks);
