@@ -147,10 +147,22 @@ def log(x: Tensor, y: Tensor, c: Tensor | float) -> Tensor:
 
 
 def transport(x: Tensor, y: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
-    """Parallel transport ``P_{x→y} v = (A(y)/A(x)) gyr[y, ⊖x] v`` (along the geodesic)."""
-    cc = curvature(c, torch.broadcast_tensors(x, y, v)[0])
-    ratio = mobius._one_minus(y, cc) / mobius._one_minus(x, cc)
-    return ratio * mobius.gyration(y, -x, v, c)
+    """Parallel transport ``P_{x→y} v = (A(y)/A(x)) gyr[y, ⊖x] v`` (along the geodesic).
+
+    The gyration of :func:`~riemlearn.manifolds.mobius.gyration` inlined, so that ``A(x)`` and
+    ``A(y)`` are computed once each (same values and operations as before).
+    """
+    x, y, v = torch.broadcast_tensors(x, y, v)
+    cc = curvature(c, x)
+    ax = mobius._one_minus(x, cc)
+    ay = mobius._one_minus(y, cc)
+    b = -x
+    av, bv, ab = _dot(y, v), _dot(b, v), _dot(y, b)
+    a2, b2 = _sq(y), _sq(b)
+    alpha = -cc * cc * av * b2 + cc * bv + 2 * cc * cc * ab * bv
+    beta = -cc * cc * bv * a2 - cc * av
+    den = ay * ax + cc * _sq(y + b)
+    return (ay / ax) * (v + 2 * (alpha * y + beta * b) / den)
 
 
 def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[Tensor, Tensor]:
