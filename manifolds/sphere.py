@@ -43,7 +43,10 @@ class RoundMetric(Metric):
 
     def exp(self, x: Tensor, u: Tensor) -> Tensor:
         sinc, cos = _sinc_cos_from_sq(_dot(u, u))
-        return cos.unsqueeze(-1) * x + sinc.unsqueeze(-1) * u
+        y = cos.unsqueeze(-1) * x + sinc.unsqueeze(-1) * u
+        # Renormalize: exact for x on the sphere and u tangent, and it stops rounding errors from
+        # compounding when exp is iterated (Karcher means, optimizers).
+        return y / safe_sqrt(_dot(y, y)).unsqueeze(-1)
 
     def log(self, x: Tensor, y: Tensor) -> Tensor:
         d = y - x
