@@ -13,8 +13,8 @@ eigenvectors of ``w`` (eigenvalues ``1 + λ + λ²/2 ≥ ½``), so one Cholesky 
 ``w`` replace the two eigendecompositions of the generic transport.
 
 Poincaré ball (retraction = exponential map): :func:`riemlearn.manifolds.poincare.exp_transport`
-computes ``1 − c‖x‖²`` once and takes ``1 − c‖·‖²`` of the intermediate and final points in
-closed form.
+computes ``1 − c‖·‖²`` once for ``x`` and once for ``y`` (seven times in ``exp`` then
+``transport``) and that of the intermediate point in closed form.
 """
 
 from __future__ import annotations
