@@ -55,7 +55,9 @@ class BackTrackingLineSearch:
 
         With ``with_grad`` the first trial point is evaluated with its gradient; if every
         active problem accepts it, that gradient is left in ``self.new_grad`` (else ``None``),
-        saving the caller one cost evaluation per iteration.
+        saving the caller one cost evaluation per iteration. For one (unbatched) problem every
+        trial keeps its cost's autograd graph and ``self.new_grad`` is the gradient at the
+        accepted point (``None`` only when no trial decreased the cost).
         """
         if f0.dim() == 0:
             return self._search_single(problem, geom, x, d, f0, float(df0), with_grad)
