@@ -1,4 +1,4 @@
-"""The README's Python snippets run as written (they are the API tour users copy)."""
+"""The README's ```python snippets run as written (```py marks ones that need a launcher)."""
 
 from __future__ import annotations
 
