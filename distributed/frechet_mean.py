@@ -37,6 +37,7 @@ from ..stats.frechet_mean import (
     _check_points,
     _compute_dtype,
     _spd_kind,
+    _validated_weights,
     default_tol,
 )
 from ._comm import Comm
@@ -49,20 +50,7 @@ def _local_weights(weights: Tensor | None, groups: tuple[int, ...], n: int, ref:
     """Unnormalized local weights ``(*groups, N_r)`` (validated)."""
     if weights is None:
         return torch.ones(groups + (n,), dtype=ref.dtype, device=ref.device)
-    w = torch.as_tensor(weights, device=ref.device)
-    if not w.dtype.is_floating_point:
-        w = w.to(ref.dtype)
-    if w.dim() == 1 and w.shape[0] == n:
-        w = w.expand(groups + (n,))
-    elif tuple(w.shape) != groups + (n,):
-        raise ValueError(f"weights must have shape (N,)=({n},) or (*groups, N)={groups + (n,)}, "
-                         f"got {tuple(w.shape)}")
-    wd = w.detach()
-    if not bool(torch.isfinite(wd).all()):
-        raise ValueError("weights contain NaN/inf")
-    if bool((wd < 0).any()):
-        raise ValueError(f"weights must be non-negative, smallest is {float(wd.min()):.3g}")
-    return w.to(ref.dtype)
+    return _validated_weights(weights, groups, n, ref).to(ref.dtype)
 
 
 def _generic_init(m: Manifold, x: Tensor, w: Tensor, comm: Comm) -> Tensor:

@@ -77,10 +77,9 @@ def default_tol(dtype: torch.dtype) -> float:
     return 1e-10 if e <= 1e-15 else 3.0 * math.sqrt(e)
 
 
-def check_weights(weights: Tensor | None, groups: tuple[int, ...], n: int, ref: Tensor) -> Tensor:
-    """Normalized weights ``(*groups, N)`` (differentiable); ``ValueError`` on bad input."""
-    if weights is None:
-        return torch.full(groups + (n,), 1.0 / n, dtype=ref.dtype, device=ref.device)
+def _validated_weights(weights: Tensor, groups: tuple[int, ...], n: int, ref: Tensor) -> Tensor:
+    """Unnormalized weights ``(*groups, N)`` on ``ref``'s device (floating, not yet cast to
+    ``ref.dtype``); ``ValueError`` on a bad shape, NaN/inf or a negative weight."""
     w = torch.as_tensor(weights, device=ref.device)
     if not w.dtype.is_floating_point:
         w = w.to(ref.dtype)
@@ -94,6 +93,14 @@ def check_weights(weights: Tensor | None, groups: tuple[int, ...], n: int, ref: 
         raise ValueError("weights contain NaN/inf")
     if bool((wd < 0).any()):
         raise ValueError(f"weights must be non-negative, smallest is {float(wd.min()):.3g}")
+    return w
+
+
+def check_weights(weights: Tensor | None, groups: tuple[int, ...], n: int, ref: Tensor) -> Tensor:
+    """Normalized weights ``(*groups, N)`` (differentiable); ``ValueError`` on bad input."""
+    if weights is None:
+        return torch.full(groups + (n,), 1.0 / n, dtype=ref.dtype, device=ref.device)
+    w = _validated_weights(weights, groups, n, ref)
     s = w.sum(-1, keepdim=True)
     if bool((s.detach() <= 0).any()):
         raise ValueError("weights of some group sum to zero")
