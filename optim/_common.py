@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,3 +68,22 @@ def write_back(targets: list[Tensor], values: Tensor) -> None:
 def iter_buckets(buckets: dict[tuple, list[Tensor]]) -> Iterator[tuple[Manifold, list[Tensor]]]:
     for key, ps in buckets.items():
         yield key[0], ps
+
+
+def bucketed_step(opt: Any, closure: Callable[[], Any] | None) -> Any:
+    """Body of ``step`` shared by the stochastic optimizers (call it under ``torch.no_grad``).
+
+    Evaluates ``closure`` with grad enabled, then for every parameter group runs
+    ``opt._flat_step(group, flat_params)`` and ``opt._riemannian_step(group, manifold, params)``
+    for each bucket; returns the closure's loss (``None`` without a closure).
+    """
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    for group in opt.param_groups:
+        flat, buckets = split_params(group)
+        opt._flat_step(group, flat)
+        for manifold, ps in iter_buckets(buckets):
+            opt._riemannian_step(group, manifold, ps)
+    return loss

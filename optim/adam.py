@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import bshape, iter_buckets, split_params, stacked, write_back
+from ._common import bshape, bucketed_step, stacked, write_back
 from ._fused import retract_transport
 
 __all__ = ["RiemannianAdam"]
@@ -93,16 +93,7 @@ class RiemannianAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step (``closure`` re-evaluates the loss, as in torch)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            flat, buckets = split_params(group)
-            self._flat_step(group, flat)
-            for manifold, ps in iter_buckets(buckets):
-                self._riemannian_step(group, manifold, ps)
-        return loss
+        return bucketed_step(self, closure)
 
     def _flat_step(self, group: dict, params: list[Tensor]) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
