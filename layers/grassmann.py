@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..manifolds import Stiefel
 from ..manifolds.spectral import eigh, sym
 from ..manifolds.tolerance import tie_threshold
-from ..optim import ManifoldParameter
+from .spd import _stiefel_weight
 
 __all__ = ["FRMap", "ReOrth", "OrthMap", "ProjMap", "ProjPool", "top_eigenvectors"]
 
@@ -57,16 +56,10 @@ class FRMap(nn.Module):
                  dtype: torch.dtype | None = None, device: torch.device | str | None = None,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not 1 <= out_features <= in_features:
-            raise ValueError(
-                f"FRMap needs 1 <= out_features <= in_features, got {in_features} -> {out_features}")
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError("channel counts must be >= 1")
+        self.manifold, self.weight = _stiefel_weight("FRMap", in_features, out_features, in_channels,
+                                                     out_channels, dtype, device, generator)
         self.in_features, self.out_features = in_features, out_features
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.manifold = Stiefel(in_features, out_features)
-        w = self.manifold.random_point(out_channels, in_channels, generator=generator, dtype=dtype)
-        self.weight = ManifoldParameter(w.to(device), manifold=self.manifold)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_basis_input(x, self.in_features)

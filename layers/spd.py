@@ -26,6 +26,21 @@ def _check_spd_input(x: Tensor, n: int | None, name: str = "input") -> None:
         raise ValueError(f"{name} has matrices of size {x.shape[-1]}, expected {n}")
 
 
+def _stiefel_weight(layer: str, in_features: int, out_features: int, in_channels: int,
+                    out_channels: int, dtype: torch.dtype | None, device: torch.device | str | None,
+                    generator: torch.Generator | None) -> tuple[Stiefel, ManifoldParameter]:
+    """Validated sizes and a random ``(out_channels, in_channels, n_in, n_out)`` Stiefel weight
+    (shared by :class:`BiMap` and the Grassmann ``FRMap``)."""
+    if not 1 <= out_features <= in_features:
+        raise ValueError(
+            f"{layer} needs 1 <= out_features <= in_features, got {in_features} -> {out_features}"
+        )
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError("channel counts must be >= 1")
+    manifold = Stiefel(in_features, out_features)
+    w = manifold.random_point(out_channels, in_channels, generator=generator, dtype=dtype)
+    return manifold, ManifoldParameter(w.to(device), manifold=manifold)
+
 class BiMap(nn.Module):
     """Bilinear map ``X ↦ Wᵀ X W`` with ``W`` on the Stiefel manifold (``n_in ≥ n_out``).
 
@@ -66,17 +81,10 @@ class BiMap(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if not 1 <= out_features <= in_features:
-            raise ValueError(
-                f"BiMap needs 1 <= out_features <= in_features, got {in_features} -> {out_features}"
-            )
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError("channel counts must be >= 1")
+        self.manifold, self.weight = _stiefel_weight("BiMap", in_features, out_features, in_channels,
+                                                     out_channels, dtype, device, generator)
         self.in_features, self.out_features = in_features, out_features
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.manifold = Stiefel(in_features, out_features)
-        w = self.manifold.random_point(out_channels, in_channels, generator=generator, dtype=dtype)
-        self.weight = ManifoldParameter(w.to(device), manifold=self.manifold)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_spd_input(x, self.in_features)
