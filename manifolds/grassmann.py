@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .base import Manifold, Metric, as_shape, randn, safe_sqrt
 from .spectral import sym_functions
-from .stiefel import polar, qr_retraction
+from .stiefel import check_sizes, orthonormality_violation, polar, qr_retraction
 from .tolerance import eps
 from .trig_fns import ASIN_SQ, ATAN_RATIO, ATAN_SQ, COS_SQRT, SINC_SQRT, VERSIN_SQRT
 
@@ -209,10 +209,7 @@ class Grassmann(Manifold):
     ndim = 2
 
     def __init__(self, n: int, p: int, retraction: str = "polar") -> None:
-        n, p = int(n), int(p)
-        if not 1 <= p <= n:
-            raise ValueError(f"need 1 <= p <= n, got n={n}, p={p}")
-        self.n, self.p = n, p
+        self.n, self.p = check_sizes(n, p)
         super().__init__(GrassmannMetric(retraction))
 
     def _params(self) -> tuple:
@@ -231,8 +228,7 @@ class Grassmann(Manifold):
         return _horizontal(x, u)
 
     def point_violation(self, x: Tensor) -> Tensor:
-        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        return torch.linalg.matrix_norm(_tr(x) @ x - eye)
+        return orthonormality_violation(x)
 
     def tangent_violation(self, x: Tensor, u: Tensor) -> Tensor:
         scale = torch.linalg.matrix_norm(u).clamp_min(1.0)

@@ -50,6 +50,20 @@ def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
     return torch.where(neg.unsqueeze(-2), -q, q)
 
 
+def check_sizes(n: int, p: int) -> tuple[int, int]:
+    """``(n, p)`` as ints; ``ValueError`` unless ``1 <= p <= n`` (Stiefel and Grassmann)."""
+    n, p = int(n), int(p)
+    if not 1 <= p <= n:
+        raise ValueError(f"need 1 <= p <= n, got n={n}, p={p}")
+    return n, p
+
+
+def orthonormality_violation(x: Tensor) -> Tensor:
+    """``‖XᵀX − I‖_F`` per point of ``(*batch, n, p)``: shape ``(*batch,)``."""
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    return torch.linalg.matrix_norm(_tr(x) @ x - eye)
+
+
 def polar(z: Tensor) -> Tensor:
     """Orthonormal polar factor ``Z (ZᵀZ)^{-1/2}`` of full-rank ``(*batch, n, p)``."""
     return z @ invsqrtm(_tr(z) @ z)
@@ -243,10 +257,7 @@ class Stiefel(Manifold):
     ndim = 2
 
     def __init__(self, n: int, p: int, metric: str | Metric = "canonical", retraction: str = "qr") -> None:
-        n, p = int(n), int(p)
-        if not 1 <= p <= n:
-            raise ValueError(f"need 1 <= p <= n, got n={n}, p={p}")
-        self.n, self.p = n, p
+        self.n, self.p = check_sizes(n, p)
         if isinstance(metric, Metric):
             met = metric
         elif metric == "canonical":
@@ -272,8 +283,7 @@ class Stiefel(Manifold):
         return project_tangent(x, u)
 
     def point_violation(self, x: Tensor) -> Tensor:
-        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        return torch.linalg.matrix_norm(_tr(x) @ x - eye)
+        return orthonormality_violation(x)
 
     def tangent_violation(self, x: Tensor, u: Tensor) -> Tensor:
         scale = torch.linalg.matrix_norm(u).clamp_min(1.0)
