@@ -50,14 +50,13 @@ from ..manifolds.spectral import eigh
 from ._sklearn import (
     BaseEstimator,
     TransformerMixin,
-    as_tensor,
     check_is_fitted,
     check_sample_weight,
     to_output,
 )
 from .frechet_mean import frechet_mean
 from .pga import ConstantCurvatureFrame, _starts
-from .tangent_pca import _check_n_components, check_points_input, resolve_manifold
+from .tangent_pca import _check_n_components, check_points_input, check_scores, resolve_manifold
 
 __all__ = ["BSA", "ebs_project", "ebs_residuals", "accumulated_unexplained_variance",
            "barycentric_coordinates", "exponential_barycenter"]
@@ -491,12 +490,7 @@ class BSA(TransformerMixin, BaseEstimator):
         """Points with barycentric coordinates ``X (n_samples, n_components + 1)`` (the exponential
         barycentres of the references, by fixed-point iteration)."""
         check_is_fitted(self, "references_")
-        lam, was_numpy = as_tensor(X, "X")
-        k1 = self._refs.shape[0]
-        if lam.dim() != 2 or lam.shape[1] != k1:
-            raise ValueError(f"X must have shape (n_samples, {k1}), got {tuple(lam.shape)}")
-        if not bool(torch.isfinite(lam).all()):
-            raise ValueError("X contains NaN/inf")
+        lam, was_numpy = check_scores(X, self._refs.shape[0])
         lam = lam.to(self._refs)
         lam = lam / lam.sum(-1, keepdim=True)
         out = solve_barycenter(self._refs, lam, self.manifold_)

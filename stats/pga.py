@@ -49,13 +49,18 @@ from ..manifolds.spectral import eigh
 from ._sklearn import (
     BaseEstimator,
     TransformerMixin,
-    as_tensor,
     check_is_fitted,
     check_sample_weight,
     to_output,
 )
 from .frechet_mean import frechet_mean
-from .tangent_pca import TangentPCA, check_points_input, resolve_manifold
+from .tangent_pca import (
+    TangentPCA,
+    check_points_input,
+    check_scores,
+    points_from_scores,
+    resolve_manifold,
+)
 
 __all__ = ["PGA", "ConstantCurvatureFrame", "frame_for"]
 
@@ -426,15 +431,8 @@ class PGA(TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> Any:
         """Points ``Exp_μ(Σ_j s_j components_j)`` from scores ``(n_samples, n_components)``."""
         check_is_fitted(self, "components_")
-        s, was_numpy = as_tensor(X, "X")
-        if s.dim() != 2 or s.shape[1] != self.n_components_:
-            raise ValueError(f"X must have shape (n_samples, {self.n_components_}), got {tuple(s.shape)}")
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError("X contains NaN/inf")
-        comps = self._comps.to(s)
-        u = (s @ comps.reshape(comps.shape[0], -1)).reshape((s.shape[0],) + tuple(comps.shape[1:]))
-        with torch.no_grad():
-            pts = self.manifold_.exp(self._mean.to(s).expand_as(u), u)
+        s, was_numpy = check_scores(X, self.n_components_)
+        pts = points_from_scores(self.manifold_, self._mean.to(s), self._comps.to(s), s)
         return to_output(pts, was_numpy)
 
 

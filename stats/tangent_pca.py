@@ -86,6 +86,23 @@ def check_points_input(X: Any, m: Manifold, name: str = "X", *, min_points: int 
     return t, was_numpy
 
 
+def check_scores(X: Any, k: int) -> tuple[Tensor, bool]:
+    """Validate scores ``X (n_samples, k)`` (finite); return ``(tensor, was_numpy)``."""
+    s, was_numpy = as_tensor(X, "X")
+    if s.dim() != 2 or s.shape[1] != k:
+        raise ValueError(f"X must have shape (n_samples, {k}), got {tuple(s.shape)}")
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError("X contains NaN/inf")
+    return s, was_numpy
+
+
+def points_from_scores(m: Manifold, ref: Tensor, comps: Tensor, s: Tensor) -> Tensor:
+    """``Exp_ref(Σ_k s_k comps_k)`` for scores ``(n_samples, K)`` and components
+    ``(K, *point_shape)`` (already in ``s``'s dtype/device); no gradient through ``exp``."""
+    u = (s @ comps.reshape(comps.shape[0], -1)).reshape((s.shape[0],) + tuple(comps.shape[1:]))
+    with torch.no_grad():
+        return m.exp(ref.expand_as(u), u)
+
 def tangent_basis(reference: Tensor, manifold: Manifold) -> tuple[Tensor, Tensor]:
     """Metric-orthonormal basis of ``T_P M`` and the coordinate map.
 
@@ -262,16 +279,8 @@ class TangentPCA(TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> Any:
         """Points ``Exp_P(Σ_k s_k components_k)`` from scores ``(n_samples, n_components)``."""
         check_is_fitted(self, "components_")
-        s, was_numpy = as_tensor(X, "X")
-        if s.dim() != 2 or s.shape[1] != self.n_components_:
-            raise ValueError(f"X must have shape (n_samples, {self.n_components_}), got {tuple(s.shape)}")
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError("X contains NaN/inf")
-        comps = self._comp_t.to(s)
-        u = (s @ comps.reshape(comps.shape[0], -1)).reshape((s.shape[0],) + tuple(comps.shape[1:]))
-        ref = self._ref.to(s)
-        with torch.no_grad():
-            pts = self.manifold_.exp(ref.expand_as(u), u)
+        s, was_numpy = check_scores(X, self.n_components_)
+        pts = points_from_scores(self.manifold_, self._ref.to(s), self._comp_t.to(s), s)
         return to_output(pts, was_numpy)
 
 
