@@ -39,7 +39,7 @@ from ._sklearn import (
 from .covariance import _lwf
 from .tangent_space import _compute_dtype, fast_path, from_tangent, spd_manifold, to_tangent
 
-__all__ = ["MDM", "FgMDM", "class_means", "distances_to_means"]
+__all__ = ["MDM", "FgMDM", "class_means", "distances_to_means", "inverse_cholesky"]
 
 
 def class_means(
@@ -80,7 +80,16 @@ def class_means(
     return frechet_mean(C[idx], manifold, weights=w)
 
 
-def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
+def inverse_cholesky(means: Tensor) -> Tensor:
+    """``L⁻¹`` with ``M = L Lᵀ`` (Cholesky) for SPD ``(K, n, n)``: the whitening of the AIM distances."""
+    low = torch.linalg.cholesky(means)
+    eye = torch.eye(means.shape[-1], dtype=means.dtype, device=means.device)
+    return torch.linalg.solve_triangular(low, eye, upper=False)
+
+
+def distances_to_means(
+    C: Tensor, means: Tensor, metric: Metric, inv_chol: Tensor | None = None
+) -> Tensor:
     """Squared geodesic distances ``d²(C_i, M_k)``, shape ``(N, K)``.
 
     Parameters
@@ -88,17 +97,20 @@ def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
     C : Tensor, shape (N, n, n)
     means : Tensor, shape (K, n, n)
     metric : Metric
+    inv_chol : Tensor, shape (K, n, n), optional
+        Precomputed :func:`inverse_cholesky` of ``means`` in the compute dtype (affine-invariant
+        metric only; :class:`MDM` caches it at fit time). Ignored for other metrics.
     """
     kind = fast_path(metric)
     alpha = float(getattr(metric, "alpha", 1.0))
     beta = float(getattr(metric, "beta", 0.0))
     dt = C.dtype
     cdt = _compute_dtype(metric, dt)
-    Cc, Mc = C.to(cdt), means.to(cdt)
+    Cc = C.to(cdt)
     if kind == "ai":
-        low = torch.linalg.cholesky(Mc)  # (K, n, n)
-        eye = torch.eye(Mc.shape[-1], dtype=cdt, device=Mc.device)
-        linv = torch.linalg.solve_triangular(low, eye, upper=False)[None]  # K small inverses
+        if inv_chol is None or inv_chol.dtype != cdt:
+            inv_chol = inverse_cholesky(means.to(cdt))
+        linv = inv_chol.to(device=Cc.device)[None]  # (1, K, n, n)
         z = linv @ Cc[:, None] @ linv.mT  # (N, K, n, n), same spectrum as M_k^{-1/2} C M_k^{-1/2}
         lam = eigvalsh(sym(z))
         lg = torch.log(lam.clamp_min(torch.finfo(cdt).tiny))
@@ -107,7 +119,7 @@ def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
             d2 = d2 + beta * lg.sum(-1) ** 2
     elif kind in ("le", "lc"):
         f = logm if kind == "le" else cholesky_log
-        diff = f(Cc)[:, None] - f(Mc)[None]
+        diff = f(Cc)[:, None] - f(means.to(cdt))[None]
         if kind == "lc":
             d2 = (diff * diff).sum((-2, -1))
         else:
@@ -115,7 +127,7 @@ def distances_to_means(C: Tensor, means: Tensor, metric: Metric) -> Tensor:
             if beta != 0.0:
                 d2 = d2 + beta * diff.diagonal(dim1=-2, dim2=-1).sum(-1) ** 2
     else:
-        d2 = metric.dist(Cc[:, None], Mc[None]) ** 2
+        d2 = metric.dist(Cc[:, None], means.to(cdt)[None]) ** 2
     return d2.to(dt)
 
 
@@ -177,6 +189,12 @@ class MDM(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.covmeans_ = to_output(means, was_numpy)
         self.n_channels_ = int(C.shape[-1])
+        # Affine-invariant: the means' inverse Cholesky factors once here, not at every predict
+        # (private; ignored if covmeans_ is replaced by hand).
+        m = manifold.metric
+        self._inv_chol = (inverse_cholesky(means.to(_compute_dtype(m, means.dtype)))
+                          if fast_path(m) == "ai" else None)
+        self._inv_chol_of = self.covmeans_
         return self
 
     def _d2(self, X: Any) -> tuple[Tensor, bool, Tensor]:
@@ -184,7 +202,11 @@ class MDM(ClassifierMixin, BaseEstimator):
         C, was_numpy = check_spd(X)
         check_n_channels(self, C)
         means = _fitted_tensor(self.covmeans_, C)
-        return distances_to_means(C, means, spd_manifold(self.metric).metric), was_numpy, C
+        inv_chol = getattr(self, "_inv_chol", None)
+        if getattr(self, "_inv_chol_of", None) is not self.covmeans_:
+            inv_chol = None
+        d2 = distances_to_means(C, means, spd_manifold(self.metric).metric, inv_chol)
+        return d2, was_numpy, C
 
     def transform(self, X: Any) -> Any:
         """Distances to the class means, shape (n_matrices, n_classes)."""

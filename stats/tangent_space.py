@@ -42,7 +42,10 @@ from ._sklearn import (
     to_output,
 )
 
-__all__ = ["to_tangent", "from_tangent", "TangentSpace", "spd_manifold", "fast_path"]
+__all__ = [
+    "to_tangent", "from_tangent", "TangentSpace", "spd_manifold", "fast_path", "aim_whitener",
+    "whitened_tangent",
+]
 
 
 def spd_manifold(metric: str | Metric) -> SPD:
@@ -110,9 +113,8 @@ def to_tangent(C: Tensor, reference: Tensor, metric: str | Metric = "affine_inva
     cdt = _compute_dtype(m, dt)
     Cc, Pc = C.to(cdt), reference.to(cdt)
     if kind == "ai":
-        _, p_isqrt = sqrtm_invsqrtm(Pc)
-        s = logm(sym(p_isqrt @ Cc @ p_isqrt))
-    elif kind == "le":
+        return whitened_tangent(Cc, aim_whitener(Pc), m).to(dt)
+    if kind == "le":
         s = logm(Cc) - logm(Pc)
     elif kind == "lc":
         z = cholesky_log(Cc) - cholesky_log(Pc)
@@ -123,6 +125,23 @@ def to_tangent(C: Tensor, reference: Tensor, metric: str | Metric = "affine_inva
         eye = torch.eye(C.shape[-1], dtype=cdt, device=C.device).expand_as(Pc)
         s = m.transport(Pc, eye, m.log(Pc, Cc))
     return vech(m.identity_coords(s)).to(dt)
+
+
+def aim_whitener(reference: Tensor) -> Tensor:
+    """``P^{-1/2}`` of an SPD reference ``(*batch, n, n)`` (one eigendecomposition).
+
+    Computed once by :class:`TangentSpace` at fit time and reused by every ``transform``.
+    """
+    return sqrtm_invsqrtm(reference)[1]
+
+
+def whitened_tangent(C: Tensor, whitener: Tensor, metric: Metric) -> Tensor:
+    """Affine-invariant coordinates ``vech(logm(W C W))`` for ``W = P^{-1/2}`` (same dtype as ``C``).
+
+    One batched congruence and one batched ``logm`` (a single ``eigh`` of the batch).
+    """
+    w = whitener.to(C.dtype)
+    return vech(metric.identity_coords(logm(sym(w @ C @ w))))
 
 
 def from_tangent(T: Tensor, reference: Tensor, metric: str | Metric = "affine_invariant") -> Tensor:
@@ -205,6 +224,12 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         ref = weighted_frechet_mean(C, manifold, w)
         self.reference_ = to_output(ref, was_numpy)
         self.n_channels_ = int(C.shape[-1])
+        # Affine-invariant: P^{-1/2} once here, not at every transform (a tensor in the
+        # compute dtype; private, recomputed if reference_ is replaced by hand).
+        m = manifold.metric
+        self._whitener = (aim_whitener(ref.to(_compute_dtype(m, ref.dtype)))
+                          if fast_path(m) == "ai" else None)
+        self._whitener_of = self.reference_
         return self
 
     def transform(self, X: Any) -> Any:
@@ -215,6 +240,13 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         if self.tsupdate:
             ref = weighted_frechet_mean(C, spd_manifold(self.metric), None)
         else:
+            whitener = getattr(self, "_whitener", None)
+            m = spd_manifold(self.metric).metric
+            cdt = _compute_dtype(m, C.dtype)
+            if (whitener is not None and whitener.dtype == cdt
+                    and getattr(self, "_whitener_of", None) is self.reference_):
+                T = whitened_tangent(C.to(cdt), whitener.to(device=C.device), m)
+                return to_output(T.to(C.dtype), was_numpy)
             ref = _as_reference(self, C)
         return to_output(to_tangent(C, ref, self.metric), was_numpy)
 

@@ -182,3 +182,13 @@ def test_fit_returns_self_clone_and_pickle(data):
         assert clone(fitted).get_params() == est.get_params() and not hasattr(clone(fitted), "classes_")
         again = pickle.loads(pickle.dumps(fitted))
         np.testing.assert_array_equal(again.predict(C), fitted.predict(C))
+
+
+def test_cached_inverse_cholesky_matches_and_follows_means(data):
+    C, y = data
+    clf = MDM().fit(C, y)
+    ref = distances_to_means(torch.from_numpy(C), torch.from_numpy(clf.covmeans_),
+                             SPD(metric="affine_invariant").metric).sqrt().numpy()
+    np.testing.assert_allclose(clf.transform(C), ref, rtol=1e-12, atol=1e-12)
+    clf.covmeans_ = np.stack([C[0]] * len(clf.classes_))  # replaced by hand: cache not used
+    np.testing.assert_allclose(clf.transform(C[:1]), 0.0, atol=1e-6)

@@ -124,3 +124,12 @@ def test_recenter_in_a_pipeline_with_groups():
     pipe = Pipeline([("cov", Covariances("oas")), ("recenter", Recenter()), ("mdm", MDM())])
     pipe.fit(X[:60], y[:60], recenter__groups=g[:60])  # session 0 and part of session 1
     assert pipe.score(X[60:], y[60:]) > 0.7  # the rest of session 1 as one new domain
+
+
+def test_cached_whitener_matches_and_follows_reference(covs):
+    C, _ = covs
+    ts = TangentSpace().fit(C[:20])
+    expected = to_tangent(torch.from_numpy(C[20:]), torch.from_numpy(ts.reference_)).numpy()
+    np.testing.assert_allclose(ts.transform(C[20:]), expected, rtol=0, atol=1e-12)
+    ts.reference_ = C[0].copy()  # replaced by hand: the cached P^{-1/2} must not be used
+    np.testing.assert_allclose(ts.transform(C[:1]), 0.0, atol=1e-10)
