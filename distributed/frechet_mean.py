@@ -34,6 +34,7 @@ from ..manifolds.spectral import eigh, expm, logm, powm, sym
 from ..stats import _mean_spd as _spd
 from ..stats.frechet_mean import (
     FrechetMeanInfo,
+    _check_init,
     _check_points,
     _compute_dtype,
     _spd_kind,
@@ -186,12 +187,7 @@ def frechet_mean(
         groups = tuple(points.shape[: points.dim() - nd - 1])
         n_pts = points.shape[points.dim() - nd - 1]
         w = _local_weights(weights, groups, n_pts, points)
-        if init is not None:
-            if not isinstance(init, Tensor):
-                raise ValueError(f"init must be a torch.Tensor, got {type(init).__name__}")
-            if tuple(init.shape[init.dim() - nd:]) != point_shape:
-                raise ValueError(f"init has shape {tuple(init.shape)}, expected (*groups, {point_shape})")
-            init = init.to(points.dtype).expand(groups + point_shape)
+        init = _check_init(init, points, groups, point_shape)
     except ValueError as exc:
         error = exc
     ref = points if isinstance(points, Tensor) and points.dtype.is_floating_point else torch.zeros(1)

@@ -125,6 +125,17 @@ def _check_points(points: Tensor, manifold: Manifold) -> None:
             raise ValueError("points contain NaN/inf")
 
 
+def _check_init(init: Tensor | None, points: Tensor, groups: tuple[int, ...],
+                point_shape: tuple[int, ...]) -> Tensor | None:
+    """``init`` as ``(*groups, *point_shape)`` in the points' dtype; ``ValueError`` on bad input."""
+    if init is None:
+        return None
+    if not isinstance(init, Tensor):
+        raise ValueError(f"init must be a torch.Tensor, got {type(init).__name__}")
+    if tuple(init.shape[init.dim() - len(point_shape):]) != point_shape:
+        raise ValueError(f"init has shape {tuple(init.shape)}, expected (*groups, {point_shape})")
+    return init.to(points.dtype).expand(groups + point_shape)
+
 # -- algorithm selection ---------------------------------------------------------------------------
 def _spd_kind(metric: Any) -> str | None:
     from ..manifolds.spd_affine_invariant import AffineInvariant
@@ -307,12 +318,7 @@ def frechet_mean(
     groups = tuple(points.shape[: points.dim() - nd - 1])
     n_pts = points.shape[points.dim() - nd - 1]
     w = check_weights(weights, groups, n_pts, points)
-    if init is not None:
-        if not isinstance(init, Tensor):
-            raise ValueError(f"init must be a torch.Tensor, got {type(init).__name__}")
-        if tuple(init.shape[init.dim() - nd:]) != point_shape:
-            raise ValueError(f"init has shape {tuple(init.shape)}, expected (*groups, {point_shape})")
-        init = init.to(points.dtype).expand(groups + point_shape)
+    init = _check_init(init, points, groups, point_shape)
 
     # flatten groups to one dimension
     g = math.prod(groups)
