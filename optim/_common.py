@@ -70,6 +70,18 @@ def iter_buckets(buckets: dict[tuple, list[Tensor]]) -> Iterator[tuple[Manifold,
         yield key[0], ps
 
 
+def stacked_rgrad(manifold: Manifold, params: list[Tensor], weight_decay: float,
+                  maximize: bool) -> tuple[Tensor, Tensor]:
+    """Stacked points ``x`` of a bucket and their Riemannian gradient (sign for ``maximize``,
+    ``weight_decay · x`` added to the Euclidean gradient before the conversion)."""
+    x = stacked([p.detach() for p in params])
+    g = stacked([p.grad for p in params])
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g.add(x, alpha=weight_decay)
+    return x, manifold.egrad_to_rgrad(x, g)
+
 def bucketed_step(opt: Any, closure: Callable[[], Any] | None) -> Any:
     """Body of ``step`` shared by the stochastic optimizers (call it under ``torch.no_grad``).
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import bshape, bucketed_step, stacked, write_back
+from ._common import bshape, bucketed_step, stacked, stacked_rgrad, write_back
 from ._fused import retract_transport
 
 __all__ = ["RiemannianAdam"]
@@ -126,13 +126,7 @@ class RiemannianAdam(torch.optim.Optimizer):
         nd = manifold.ndim
         per_point = tuple(params[0].shape[: params[0].dim() - nd])
         states = [self._init_state(p, per_point, amsgrad) for p in params]
-        x = stacked([p.detach() for p in params])
-        g = stacked([p.grad for p in params])
-        if maximize:
-            g = -g
-        if wd != 0:
-            g = g.add(x, alpha=wd)
-        g = manifold.egrad_to_rgrad(x, g)
+        x, g = stacked_rgrad(manifold, params, wd, maximize)
         # with one parameter the stacked tensors are views of the state: update in place
         single = len(params) == 1
         m = stacked([s["exp_avg"] for s in states]).lerp_(g, 1 - beta1)

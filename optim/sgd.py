@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._common import bucketed_step, stacked, write_back
+from ._common import bucketed_step, stacked, stacked_rgrad, write_back
 from ._fused import retract_transport
 
 __all__ = ["RiemannianSGD"]
@@ -94,13 +94,7 @@ class RiemannianSGD(torch.optim.Optimizer):
     def _riemannian_step(self, group: dict, manifold, params: list[Tensor]) -> None:
         lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
         wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-        x = stacked([p.detach() for p in params])
-        g = stacked([p.grad for p in params])
-        if maximize:
-            g = -g
-        if wd != 0:
-            g = g.add(x, alpha=wd)
-        g = manifold.egrad_to_rgrad(x, g)
+        x, g = stacked_rgrad(manifold, params, wd, maximize)
         states = [self.state[p] for p in params]
         for s in states:
             s["step"] = s.get("step", 0) + 1
