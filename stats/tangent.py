@@ -77,6 +77,14 @@ def _check_ref(reference: Tensor, manifold: Manifold) -> None:
         raise ValueError(f"reference {problem}")
 
 
+def _vech_fast_path(manifold: Manifold) -> bool:
+    """For ``vectorize=True``: ``ValueError`` unless SPD; whether the metric is the unweighted,
+    undeformed affine-invariant one (whose vectors need only the reference's square roots)."""
+    if type(manifold).__name__ != "SPD":
+        raise ValueError(f"vectorize=True needs an SPD manifold, got {manifold!r}")
+    return _is_plain_ai(manifold) and manifold.metric.alpha == 1.0 and manifold.metric.beta == 0.0
+
+
 def tangent_space(
     points: Tensor, reference: Tensor, manifold: Manifold, *, vectorize: bool = False
 ) -> Tensor:
@@ -112,11 +120,9 @@ def tangent_space(
     _check_points(points.unsqueeze(0), manifold)
     _check_ref(reference, manifold)
     if vectorize:
-        if type(manifold).__name__ != "SPD":
-            raise ValueError(f"vectorize=True needs an SPD manifold, got {manifold!r}")
         from ..manifolds.spd_vectorize import tangent_space as spd_ts
 
-        if _is_plain_ai(manifold) and manifold.metric.alpha == 1.0 and manifold.metric.beta == 0.0:
+        if _vech_fast_path(manifold):
             from ..manifolds.spd_vectorize import vech
 
             _, isq = sqrtm_invsqrtm(reference)
@@ -135,11 +141,9 @@ def tangent_space_inverse(
     """``Exp_ref(Vᵢ)``: inverse of :func:`tangent_space` (same shapes and options)."""
     _check_ref(reference, manifold)
     if vectorize:
-        if type(manifold).__name__ != "SPD":
-            raise ValueError(f"vectorize=True needs an SPD manifold, got {manifold!r}")
         from ..manifolds.spd_vectorize import untangent_space, unvech
 
-        if _is_plain_ai(manifold) and manifold.metric.alpha == 1.0 and manifold.metric.beta == 0.0:
+        if _vech_fast_path(manifold):
             s, _ = sqrtm_invsqrtm(reference)
             return sym(s @ expm(unvech(vectors)) @ s)
         return untangent_space(vectors, reference, manifold.metric)
