@@ -1,4 +1,4 @@
-"""riemlearn.stats (under construction)."""
+"""Statistics on manifolds: Fréchet means, dimension reduction, clustering, EEG estimators."""
 
 # EEG / BCI estimators and data (covariances, synthetic generator, EEGBCI loader)
 from .bsa import BSA
