@@ -22,7 +22,6 @@ iteration. Each rank does the ``eigh`` / ``log`` work of its own points only.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from ..stats.frechet_mean import (
     _spd_kind,
     _validated_weights,
     default_tol,
+    finish_mean,
 )
 from ._comm import Comm
 from ._mean_loops import aim_mean, bw_mean, karcher_mean
@@ -246,13 +246,4 @@ def frechet_mean(
         alg = "Riemannian gradient descent (Armijo)"
         tol = tol_ if tol is None else tol
     alg = f"{alg}, distributed over {comm.world_size} rank(s)"
-    if not bool(conv.all()):
-        warnings.warn(
-            f"frechet_mean ({alg}) did not converge for {int((~conv).sum())} of {g} group(s) in "
-            f"{max_iter} iterations: largest gradient norm {float(gn.max()):.3g} > tol {tol:.3g}",
-            RuntimeWarning, stacklevel=2)
-    mean = mean.reshape(groups + point_shape)
-    if not return_info:
-        return mean
-    info = FrechetMeanInfo(it.reshape(groups), gn.reshape(groups).detach(), conv.reshape(groups), alg)
-    return mean, info
+    return finish_mean(mean, it, gn, conv, groups, point_shape, alg, tol, max_iter, return_info)

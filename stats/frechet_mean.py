@@ -257,6 +257,22 @@ def _generic_init(m: Manifold, x: Tensor, w: Tensor) -> Tensor:
     return torch.where(ok.reshape(ok.shape + (1,) * nd), out, first)
 
 
+def finish_mean(mean: Tensor, it: Tensor, gn: Tensor, conv: Tensor, groups: tuple[int, ...],
+                point_shape: tuple[int, ...], alg: str, tol: float, max_iter: int,
+                return_info: bool) -> Tensor | tuple[Tensor, FrechetMeanInfo]:
+    """Warn about groups that did not converge, reshape, and attach the report if asked."""
+    if not bool(conv.all()):
+        warnings.warn(
+            f"frechet_mean ({alg}) did not converge for {int((~conv).sum())} of {conv.numel()} "
+            f"group(s) in {max_iter} iterations: largest gradient norm {float(gn.max()):.3g} > "
+            f"tol {tol:.3g}", RuntimeWarning, stacklevel=3)
+    mean = mean.reshape(groups + point_shape)
+    if not return_info:
+        return mean
+    info = FrechetMeanInfo(it.reshape(groups), gn.reshape(groups).detach(), conv.reshape(groups), alg)
+    return mean, info
+
+
 def frechet_mean(
     points: Tensor,
     manifold: Manifold,
@@ -367,14 +383,4 @@ def frechet_mean(
                 mean = _Implicit.apply(mean, x, wf, adjoint)
         if tol is None:
             tol = tol_
-    if not bool(conv.all()):
-        bad = int((~conv).sum())
-        warnings.warn(
-            f"frechet_mean ({alg}) did not converge for {bad} of {g} group(s) in {max_iter} "
-            f"iterations: largest gradient norm {float(gn.max()):.3g} > tol {tol:.3g}",
-            RuntimeWarning, stacklevel=2)
-    mean = mean.reshape(groups + point_shape)
-    if not return_info:
-        return mean
-    info = FrechetMeanInfo(it.reshape(groups), gn.reshape(groups).detach(), conv.reshape(groups), alg)
-    return mean, info
+    return finish_mean(mean, it, gn, conv, groups, point_shape, alg, tol, max_iter, return_info)
