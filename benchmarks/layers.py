@@ -14,18 +14,23 @@ parametrization), ``SPDBatchNormMeanVar`` (one Karcher step per batch), ``ReEig`
 trained with ``torch.optim.Adam``. Data: ``make_eeg`` trials (OAS covariances for SPDNet, raw
 signals for TSMNet), 2 classes, 300 trials (210 train / 90 test), batch 30 (7 steps per epoch).
 
-Reported: median CPU time (``time.process_time``: the box is shared, and CPU time of a
-single-threaded process is not inflated by other processes the way wall time is) of one
-training step and of one epoch, test accuracy after ``--epochs``
+Reported: median time of one training step and of one epoch, test accuracy after ``--epochs``
 epochs (riemlearn after :func:`~riemlearn.layers.refit_batchnorm_stats`; spd_learn with its
 running statistics, as it ships, and with test-batch statistics), and the number of seeds
-(out of ``--seeds``) whose training produced a NaN loss or parameter.
+(out of ``--seeds``) whose training produced a NaN loss or parameter. On ``--device cpu`` the
+time is CPU time (``time.process_time``: the box is shared, and CPU time of a single-threaded
+process is not inflated by other processes the way wall time is). On ``--device cuda`` (data,
+models and optimizer state of both libraries on the GPU) CPU time would miss the GPU's work, so
+the time is wall time (``time.perf_counter``) read after ``torch.cuda.synchronize()``; the table
+title says which clock was used.
 
-Run: ``python benchmarks/layers.py [--threads 1] [--seeds 10] [--epochs 10] [--quick]``.
+Run: ``python benchmarks/layers.py [--threads 1] [--seeds 10] [--epochs 10] [--quick]
+[--markdown PATH]``; on a GPU machine add ``--device cuda``.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -76,7 +81,7 @@ def _data(kind: str, seed: int, n_chans: int, dtype: torch.dtype):
 
 
 def _build(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dtype, seed: int,
-           bn: str):
+           bn: str, device: str):
     torch.manual_seed(seed)  # scripts may touch the global RNG; spd_learn initializes from it
     g = torch.Generator().manual_seed(seed)
     if arch == "spdnet":
@@ -91,6 +96,7 @@ def _build(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dty
             from spd_learn.models import TSMNet as SLTSMNet
 
             m = SLTSMNet(n_chans=n_chans, n_outputs=2).to(dtype)
+    m = m.to(device)  # initialized on CPU (same weights on every device), then moved
     opt = (RiemannianAdam if lib == "riemlearn" else torch.optim.Adam)(m.parameters(), lr=1e-2)
     return m, opt
 
@@ -103,29 +109,44 @@ def _acc(m: nn.Module, x: torch.Tensor, y: torch.Tensor, train_mode: bool = Fals
     return out
 
 
+def _clock(device: str):
+    """CPU time on CPU; on CUDA wall time read after a synchronize (GPU work included)."""
+    if device != "cuda":
+        return time.process_time
+
+    def clock() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return clock
+
+
 def train(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dtype, seed: int,
-          epochs: int, bn: str = "aim") -> dict:
+          epochs: int, bn: str = "aim", device: str = "cpu") -> dict:
     x, y = _data(arch, seed, n_chans, dtype)
+    x, y = x.to(device), y.to(device)
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(y), generator=g)
-    tr, te = perm[:210], perm[210:]
-    m, opt = _build(lib, arch, sizes, n_chans, dtype, seed, bn)
+    tr, te = perm[:210].to(device), perm[210:].to(device)
+    m, opt = _build(lib, arch, sizes, n_chans, dtype, seed, bn, device)
     loss_fn = nn.CrossEntropyLoss()
-    step_t, epoch_t, nan = [], [], False
+    clock = _clock(device)
+    step_t, epoch_t = [], []
+    bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss (no per-step sync)
     for _ in range(epochs):
-        order = tr[torch.randperm(len(tr), generator=g)]
-        t0 = time.process_time()
+        order = tr[torch.randperm(len(tr), generator=g).to(device)]
+        t0 = clock()
         for i in range(0, len(order), 30):
             idx = order[i:i + 30]
-            s0 = time.process_time()
+            s0 = clock()
             opt.zero_grad()
             loss = loss_fn(m(x[idx]), y[idx])
-            nan |= not bool(torch.isfinite(loss))
+            bad |= ~torch.isfinite(loss.detach())
             loss.backward()
             opt.step()
-            step_t.append(time.process_time() - s0)
-        epoch_t.append(time.process_time() - t0)
-    nan |= any(not bool(torch.isfinite(p).all()) for p in m.parameters())
+            step_t.append(clock() - s0)
+        epoch_t.append(clock() - t0)
+    nan = bool(bad.cpu()) or any(not bool(torch.isfinite(p).all().cpu()) for p in m.parameters())
     res = {"step": statistics.median(step_t), "epoch": statistics.median(epoch_t), "nan": nan}
     res["acc_batch"] = _acc(m, x[te], y[te], train_mode=True) if not nan else float("nan")
     if lib == "riemlearn":
@@ -135,16 +156,20 @@ def train(lib: str, arch: str, sizes: list[int], n_chans: int, dtype: torch.dtyp
     return res
 
 
-def main() -> None:
-    import argparse
-
+def main(argv: list[str] | None = None) -> list[Table]:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--seeds", type=int, default=10)
     extra.add_argument("--epochs", type=int, default=10)
-    ex, rest = extra.parse_known_args()
+    extra.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                       help="where data, models and optimizer state of both libraries live")
+    ex, rest = extra.parse_known_args(argv)
     args = parse_args(__doc__.splitlines()[0], rest)
-    seeds = 2 if args.quick else ex.seeds
-    epochs = 2 if args.quick else ex.epochs
+    device = ex.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available (torch "
+                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
+    seeds = min(2, ex.seeds) if args.quick else ex.seeds
+    epochs = min(2, ex.epochs) if args.quick else ex.epochs
     warnings.filterwarnings("ignore")
     configs = [("SPDNet 93→30, AIM BN", "spdnet", [93, 30], 93, torch.float64, "aim"),
                ("SPDNet 20→16→8, AIM BN", "spdnet", [20, 16, 8], 20, torch.float64, "aim"),
@@ -152,8 +177,11 @@ def main() -> None:
                ("SPDNet 20→16→8, LieBN-AIM", "spdnet", [20, 16, 8], 20, torch.float64, "liebn-aim"),
                ("SPDNet 20→16→8, LieBN-LCM", "spdnet", [20, 16, 8], 20, torch.float64, "liebn-lcm")]
     print(machine_description())
-    table = Table(f"SPD network training, batch 30, {epochs} epochs, {seeds} seeds, "
-                  f"{torch.get_num_threads()} thread(s)",
+    if device == "cuda":
+        where = f"GPU ({torch.cuda.get_device_name()}), wall time after torch.cuda.synchronize()"
+    else:
+        where = f"CPU, CPU time (process_time), {torch.get_num_threads()} thread(s)"
+    table = Table(f"SPD network training, batch 30, {epochs} epochs, {seeds} seeds, {where}",
                   ["model", "library", "step (ms)", "epoch (ms)", "epoch speed-up", "acc (eval)",
                    "acc (running stats)", "acc (batch stats)", "NaN seeds"])
     for label, arch, sizes, n_chans, dtype, bn in configs:
@@ -162,7 +190,7 @@ def main() -> None:
             res[lib] = []
         for seed in range(seeds):
             for lib in ("spd_learn", "riemlearn"):
-                res[lib].append(train(lib, arch, sizes, n_chans, dtype, seed, epochs, bn))
+                res[lib].append(train(lib, arch, sizes, n_chans, dtype, seed, epochs, bn, device))
         ref_epoch = statistics.median(r["epoch"] for r in res["spd_learn"])
         for lib in ("spd_learn", "riemlearn"):
             rs = res[lib]
@@ -173,11 +201,11 @@ def main() -> None:
                       ref_epoch / ep, mean("acc"),
                       mean("acc_running") if lib == "riemlearn" else mean("acc"),
                       mean("acc_batch"), f"{sum(r['nan'] for r in rs)}/{len(rs)}")
-    md = table.markdown()
-    print(md)
     if args.markdown:
-        Path(args.markdown).write_text(md)
+        Path(args.markdown).write_text(table.markdown())
+    return [table]
 
 
 if __name__ == "__main__":
-    main()
+    for t in main():
+        print(t.markdown())

@@ -18,11 +18,19 @@ riemlearn is faster). riemlearn's default ``compute_dtype="auto"`` computes floa
 float64 (the accuracy policy); the float32 table also reports ``compute_dtype=None`` (float32
 throughout, as the peers do).
 
-Run: ``python benchmarks/run.py spd_ops --threads 1`` (or this file directly).
+``--device cuda``: riemlearn's and geoopt's tensors live on the GPU (every timed call of theirs
+ends with ``torch.cuda.synchronize()``, so the times are complete GPU times), pyriemann stays on
+CPU numpy (it has no GPU path), so "ratio vs pyriemann" is then riemlearn-GPU / pyriemann-CPU.
+The CUDA run adds the 64-channel size 1024×64×64 (``spectral.eigh`` sends n > 32 on CUDA to the
+batched Jacobi solver). Table titles name the device.
+
+Run: ``python benchmarks/run.py spd_ops --threads 1`` (or this file directly); on a GPU machine
+``python benchmarks/spd_ops.py --device cuda [--markdown PATH]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import warnings
@@ -50,6 +58,19 @@ def _metrics(compute_dtype):
         "log_cholesky": LogCholesky(compute_dtype=compute_dtype),
         "bures_wasserstein": BuresWasserstein(compute_dtype=compute_dtype),
     }
+
+
+def _synced(fn, device: str):
+    """``fn`` followed by a CUDA synchronize (so a timer sees the finished GPU work)."""
+    if device != "cuda":
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run
 
 
 def _data(batch: int, n: int, dtype: torch.dtype):
@@ -90,17 +111,23 @@ def _ops(peer, geo, x, y, ref, v, u_ref, xn, yn, refn, un):
     }
 
 
-def bench(dtype: torch.dtype, repeat: int, quick: bool) -> Table:
+def _device_label(device: str) -> str:
+    return f"GPU ({torch.cuda.get_device_name()})" if device == "cuda" else "CPU"
+
+
+def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: int = 22) -> Table:
     batch = 128 if quick else 1024
-    n = 22
-    x, y, ref, v = _data(batch, n, dtype)
+    x, y, ref, v = _data(batch, n, dtype)  # made on CPU (same values on every device)
     xn, yn, refn, vn = (t.numpy() for t in (x, y, ref, v))
+    x, y, ref, v = (t.to(device) for t in (x, y, ref, v))
     f32 = dtype == torch.float32
     cols = ["metric", "op", "riemlearn ms", "pyriemann ms", "ratio vs pyriemann", "geoopt ms",
             "ratio vs geoopt"]
     if f32:
         cols += ["riemlearn f32-compute ms", "f32-compute ratio vs pyriemann"]
-    title = f"SPD operations, {batch}×{n}×{n} {str(dtype).replace('torch.', '')}, CPU"
+    where = (f"riemlearn and geoopt on {_device_label(device)}, pyriemann on CPU" if device == "cuda"
+             else "CPU")
+    title = f"SPD operations, {batch}×{n}×{n} {str(dtype).replace('torch.', '')}, {where}"
     table = Table(title, cols)
     try:
         import geoopt
@@ -113,13 +140,15 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool) -> Table:
     for mname, metric in default.items():
         peer = _pyriemann_ops(mname)
         u_ref = metric.log(ref, y) * 0.5  # a tangent vector at ref inside every metric's domain
-        un = u_ref.numpy()
+        un = u_ref.cpu().numpy()
         ops = _ops(peer, geo, x, y, ref, v, u_ref, xn, yn, refn, un)
         for op, (ours, pyr, geof) in ops.items():
             if geof is not None and mname != "affine_invariant":
                 geof = None  # geoopt's SPD metric is affine-invariant only
             rep = max(3, repeat // 2) if op == "transport" and mname == "bures_wasserstein" else repeat
-            fn = (lambda m=metric, f=ours: f(m))
+            fn = _synced(lambda m=metric, f=ours: f(m), device)
+            if geof is not None:
+                geof = _synced(geof, device)
             t_ours = timeit(fn, repeat=rep, warmup=1)
             r_pyr = t_pyr = r_geo = t_geo = float("nan")
             if pyr is not None:
@@ -130,7 +159,7 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool) -> Table:
                 t_geo = timeit(geof, repeat=rep, warmup=1)
             row = [mname, op, 1e3 * t_ours, 1e3 * t_pyr, r_pyr, 1e3 * t_geo, r_geo]
             if f32:
-                fn32 = (lambda m=raw[mname], f=ours: f(m))
+                fn32 = _synced(lambda m=raw[mname], f=ours: f(m), device)
                 t32 = timeit(fn32, repeat=rep, warmup=1)
                 r32 = time_ratio(fn32, pyr, repeat=rep, warmup=1)[0] if pyr is not None else float("nan")
                 row += [1e3 * t32, r32]
@@ -139,8 +168,20 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool) -> Table:
 
 
 def main(argv=None) -> list[Table]:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    tables = [bench(dt, args.repeat, args.quick) for dt in (torch.float64, torch.float32)]
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                     help="where riemlearn's and geoopt's tensors live (pyriemann: CPU always)")
+    known, rest = pre.parse_known_args(argv)
+    args = parse_args(__doc__.splitlines()[0], rest)
+    device = known.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available (torch "
+                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
+    sizes = (22, 64) if device == "cuda" else (22,)
+    if device == "cuda":
+        print(f"device: {_device_label(device)}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
+    tables = [bench(dt, args.repeat, args.quick, device, n) for n in sizes
+              for dt in (torch.float64, torch.float32)]
     if args.markdown:
         Path(args.markdown).write_text("\n".join(t.markdown() for t in tables))
     return tables
