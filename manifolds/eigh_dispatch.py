@@ -10,7 +10,9 @@ Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and bat
   ``n <= CUDA_JACOBI_MAX_N``): the batched Jacobi solver of
   :mod:`riemlearn.manifolds.eigh_jacobi`. Above 32 cuSOLVER leaves its batched path and
   ``torch.linalg.eigh`` of 1000×64×64 takes ~0.8 s on an H100, no faster than one CPU core.
-  The default is block Jacobi with blocks of at most 16 (``jacobi_block(n)``), whose
+  With Triton installed and ``n <= 64`` (padded to a power of two), the scalar method runs
+  as one fused kernel, one program per matrix (:mod:`riemlearn.manifolds.eigh_triton`);
+  otherwise block Jacobi with blocks of at most 16 (``jacobi_block(n)``), whose
   ``2k × 2k ≤ 32`` subproblems go back to cuSOLVER's fast batched path.
 
 Measured facts behind the constants (issue 9, H100, PyTorch 2.11 cu130): one
@@ -38,7 +40,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .eigh_jacobi import eigh_jacobi, eigvalsh_jacobi
+from . import eigh_triton
+from .eigh_jacobi import ENGINES, eigh_jacobi, eigvalsh_jacobi
 
 __all__ = [
     "spectral_backend",
@@ -55,6 +58,7 @@ __all__ = [
     "CUDA_JACOBI_MAX_N",
     "CUDA_JACOBI_BLOCK",
     "JACOBI_MIXED",
+    "fused_applies",
 ]
 
 BACKENDS = ("auto", "torch", "jacobi")
@@ -70,11 +74,12 @@ CUDA_JACOBI_MIN_BATCH = 2
 CUDA_JACOBI_MAX_N = 512
 #: Block size of the CUDA Jacobi path; ``None``: :func:`jacobi_block` (at most 16).
 CUDA_JACOBI_BLOCK: int | None = None
-#: Mixed-precision Jacobi per input dtype (float32 sweeps, float64 finish). Plain float32 Jacobi
-#: is 3–30× less accurate than ``torch.linalg.eigh`` at n = 64 (roundoff of its many
-#: rotations); the mixed mode matches or beats it (measured on CPU, tests/test_eigh_engine.py).
-#: For float64 inputs it is an option (most sweeps in float32) to be timed on the GPU.
-JACOBI_MIXED: dict[torch.dtype, bool] = {torch.float32: True, torch.float64: False}
+#: Mixed-precision Jacobi per input dtype (float32 sweeps, then float64 Ogita–Aishima refinement,
+#: float64 sweeps for what it leaves). Plain float32 Jacobi is 3–30× less accurate than
+#: ``torch.linalg.eigh`` at n = 64 (roundoff of its many rotations); the mixed mode matches or
+#: beats it (tests/test_eigh_engine.py). For float64 inputs it puts all sweeps in float32:
+#: 1000×64×64 on an H100 took 20 ms mixed against 29–37 ms plain (float64 sweeps).
+JACOBI_MIXED: dict[torch.dtype, bool] = {torch.float32: True, torch.float64: True}
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class _Config:
     block: int | None = None
     sweeps: int | None = None
     mixed: bool | None = None
+    engine: str = "auto"
 
 
 _DEFAULT = _Config()  # frozen dataclass: an immutable default
@@ -98,6 +104,7 @@ def spectral_backend(
     jacobi_block: int | None = None,
     jacobi_sweeps: int | None = None,
     jacobi_mixed: bool | None = None,
+    jacobi_engine: str = "auto",
 ) -> Iterator[None]:
     """Force the eigensolver used by every spectral function inside the ``with`` block.
 
@@ -117,6 +124,9 @@ def spectral_backend(
         Run exactly this many Jacobi sweeps (no convergence test, no host synchronization).
     jacobi_mixed : bool, optional
         Mixed-precision Jacobi (float32 sweeps, float64 finish); default ``JACOBI_MIXED[dtype]``.
+    jacobi_engine : {"auto", "torch", "triton"}, default "auto"
+        Who runs the scalar Jacobi sweeps (see :func:`~riemlearn.manifolds.eigh_jacobi.eigh_jacobi`):
+        ``"auto"`` uses the fused Triton kernel on CUDA when Triton is installed.
 
     Examples
     --------
@@ -137,7 +147,10 @@ def spectral_backend(
             raise ValueError(f"{name} must be a positive int, got {val!r}")
     if jacobi_sweeps is not None and (not isinstance(jacobi_sweeps, int) or jacobi_sweeps < 0):
         raise ValueError(f"jacobi_sweeps must be a non-negative int, got {jacobi_sweeps!r}")
-    token = _CONFIG.set(_Config(backend, chunk_size, jacobi_block, jacobi_sweeps, jacobi_mixed))
+    if jacobi_engine not in ENGINES:
+        raise ValueError(f"jacobi_engine must be one of {ENGINES}, got {jacobi_engine!r}")
+    cfg = _Config(backend, chunk_size, jacobi_block, jacobi_sweeps, jacobi_mixed, jacobi_engine)
+    token = _CONFIG.set(cfg)
     try:
         yield
     finally:
@@ -218,10 +231,16 @@ def _torch_eigh(x: Tensor, limit: int | None, vectors: bool) -> tuple[Tensor, Te
     return w, (v.reshape(x.shape) if v is not None else None)
 
 
+def fused_applies(x: Tensor) -> bool:
+    """Would the fused Triton Jacobi kernel run on ``x``? (CUDA, Triton installed, padded n <= 64.)"""
+    return (x.device.type == "cuda" and eigh_triton.available(x)
+            and eigh_triton.padded_size(x.shape[-1]) <= eigh_triton.MAX_M)
+
+
 def _jacobi_kwargs(x: Tensor, cfg: _Config) -> dict:
     if cfg.block is not None:
         block = cfg.block
-    elif cfg.backend == "jacobi":
+    elif cfg.backend == "jacobi" or (cfg.engine != "torch" and fused_applies(x)):
         block = 1
     else:
         block = CUDA_JACOBI_BLOCK or jacobi_block(x.shape[-1])
@@ -233,7 +252,7 @@ def _jacobi_kwargs(x: Tensor, cfg: _Config) -> dict:
         return w, v
 
     mixed = JACOBI_MIXED.get(x.dtype, False) if cfg.mixed is None else cfg.mixed
-    return {"block": block, "sweeps": cfg.sweeps, "sub_eigh": sub_eigh, "mixed": mixed}
+    return {"block": block, "sweeps": cfg.sweeps, "sub_eigh": sub_eigh, "mixed": mixed, "engine": cfg.engine}
 
 
 def eigh(x: Tensor) -> tuple[Tensor, Tensor]:

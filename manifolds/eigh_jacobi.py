@@ -55,6 +55,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from .eigh_refine import refine_eigh
+
 __all__ = ["eigh_jacobi", "eigvalsh_jacobi", "jacobi_schedule"]
 
 _DEVICE_CACHE: dict[tuple, tuple[Tensor, tuple[Tensor, ...]]] = {}
@@ -245,6 +247,30 @@ def _sweeps(
     return a, u, fresh
 
 
+def _engine_sweeps(
+    a: Tensor,
+    u: Tensor | None,
+    norm: Tensor,
+    fresh: bool,
+    block: int,
+    tol: float,
+    max_sweeps: int,
+    sweeps: int | None,
+    check_every: int,
+    sub_eigh: Callable,
+    fused: bool,
+) -> tuple[Tensor, Tensor | None, bool]:
+    """:func:`_sweeps` (torch) or the fused Triton kernel; returns ``(diag(A), U, fresh)``."""
+    if fused:
+        from .eigh_triton import jacobi_sweeps
+
+        fixed = sweeps is not None
+        w, u, _ = jacobi_sweeps(a, u, norm, tol, sweeps if fixed else max_sweeps, fixed=fixed)
+        return w, u, fresh  # the kernel keeps the identity order: ``fresh`` is unchanged
+    a, u, fresh = _sweeps(a, u, norm, fresh, block, tol, max_sweeps, sweeps, check_every, sub_eigh)
+    return a.diagonal(dim1=-2, dim2=-1), u, fresh
+
+
 def _solve(
     x: Tensor,
     block: int,
@@ -255,43 +281,93 @@ def _solve(
     sub_eigh: Callable,
     vectors: bool = True,
     mixed: bool = False,
+    fused: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
-    """Core on a flat batch ``(b, n, n)``: returns padded ``(A, U)`` after the sweeps.
+    """Core on a flat batch ``(b, n, n)``: returns the padded ``(diag(A), U)`` after the sweeps.
 
     ``mixed``: sweeps in float32 down to ``‖off‖ ≤ 1e-4 ‖A‖``, then the float32 basis is
     re-orthogonalized in float64 (two Newton–Schulz polar steps), ``A = U X Uᵀ`` is formed in
     float64 and the sweeps continue there (quadratic convergence: one or two sweeps).
+    ``fused``: the sweeps run in the Triton kernel (``block == 1``; size padded to a power of 2).
     """
     b, n, _ = x.shape
-    nb = -(-n // block)
-    nb += nb % 2
-    m = nb * block
+    if fused:
+        from .eigh_triton import padded_size
+
+        m = padded_size(n)
+    else:
+        nb = -(-n // block)
+        nb += nb % 2
+        m = nb * block
     eps = torch.finfo(x.dtype).eps
     tol = 4.0 * n * eps if tol is None else tol
     if mixed:
         lo = x.detach().to(torch.float32)
         a_lo, norm_lo = _pad(lo, m)
-        u_lo = torch.eye(m, dtype=lo.dtype, device=lo.device).expand(b, m, m).contiguous()
-        _, u_lo, fresh = _sweeps(a_lo, u_lo, norm_lo, True, block, max(tol, 1e-4), max_sweeps, sweeps,
-                                 check_every, sub_eigh)
-        assert u_lo is not None
-        u = u_lo.to(torch.float64)
-        for _ in range(2):  # rows orthonormal to float64 roundoff
-            u = 1.5 * u - 0.5 * ((u @ u.mT) @ u)
+        fresh = True
+        if fused:  # one-sided Jacobi on a Cholesky factor: a third of the two-sided work per round
+            from .eigh_triton import onesided_eigh
+
+            fixed = sweeps is not None
+            n_sw = sweeps if fixed else max_sweeps
+            u_lo = onesided_eigh(a_lo, norm_lo, ONESIDED_SWITCH_TOL, n_sw, fixed)[1].mT
+        else:
+            u_lo = torch.eye(m, dtype=lo.dtype, device=lo.device).expand(b, m, m).contiguous()
+            _, u_lo, fresh = _sweeps(a_lo, u_lo, norm_lo, True, block, max(tol, MIXED_SWITCH_TOL), max_sweeps,
+                                     sweeps, check_every, sub_eigh)
+            assert u_lo is not None
         xd, norm = _pad(x.detach().to(torch.float64), m)
-        a = (u @ xd) @ u.mT
-        a = (a + a.mT) * 0.5
         # float32 results: go to ‖off‖ ≤ eps32 ‖A‖ (cheap here) so that the float32 rounding of
         # the output, not the stopping test, sets the error.
         tol2 = tol if x.dtype == torch.float64 else min(tol, eps)
-        a, u, _ = _sweeps(a, u, norm, fresh, block, tol2, max_sweeps, None if sweeps is None else 2,
-                          check_every, sub_eigh)
-        assert u is not None
-        return a.to(x.dtype), u.to(x.dtype)
+        tol2 = max(tol2, 4.0 * n * torch.finfo(torch.float64).eps)
+        w, u, ok = refine_eigh(xd, u_lo.to(torch.float64), norm, tol2, REFINE_STEPS, check=sweeps is None)
+        if sweeps is None and not bool(ok.all()):
+            # the rest (clusters closer than the refinement's δ, e.g. the small eigenvalues of
+            # ill-conditioned matrices): float64 Jacobi sweeps from the float32 basis
+            idx = (~ok).nonzero().squeeze(-1)
+            ui = u_lo.index_select(0, idx).to(torch.float64)
+            for _ in range(2):  # rows orthonormal to float64 roundoff
+                ui = 1.5 * ui - 0.5 * ((ui @ ui.mT) @ ui)
+            ai = (ui @ xd.index_select(0, idx)) @ ui.mT
+            wi, ui, _ = _engine_sweeps((ai + ai.mT) * 0.5, ui, norm.index_select(0, idx), fresh, block, tol2,
+                                       max_sweeps, None, check_every, sub_eigh, fused)
+            assert ui is not None
+            w = w.index_copy(0, idx, wi)
+            u = u.index_copy(0, idx, ui)
+        return w.to(x.dtype), u.to(x.dtype)
     a, norm = _pad(x.detach(), m)
     u = torch.eye(m, dtype=x.dtype, device=x.device).expand(b, m, m).contiguous() if vectors else None
-    a, u, _ = _sweeps(a, u, norm, True, block, tol, max_sweeps, sweeps, check_every, sub_eigh)
-    return a, u
+    w, u, _ = _engine_sweeps(a, u, norm, True, block, tol, max_sweeps, sweeps, check_every, sub_eigh, fused)
+    return w, u
+
+
+ENGINES = ("auto", "torch", "triton")
+#: Mixed precision: the float32 sweeps stop at ``‖off(A)‖_F <= MIXED_SWITCH_TOL ‖A‖_F``, then
+#: at most ``REFINE_STEPS`` float64 Ogita–Aishima steps finish (float64 sweeps for the rest).
+MIXED_SWITCH_TOL = 1e-4
+REFINE_STEPS = 4
+#: The fused engine's float32 stage (one-sided Jacobi) stops at cosines ``<= ONESIDED_SWITCH_TOL``.
+ONESIDED_SWITCH_TOL = 1e-5
+
+
+def _use_fused(engine: str, flat: Tensor, block: int) -> bool:
+    """Run the sweeps in the fused Triton kernel? (``engine="auto"``: on CUDA when it applies.)"""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "torch":
+        return False
+    from . import eigh_triton
+
+    fits = block == 1 and eigh_triton.padded_size(flat.shape[-1]) <= eigh_triton.MAX_M
+    if engine == "auto":
+        return fits and flat.device.type == "cuda" and eigh_triton.available(flat)
+    if not fits:
+        raise ValueError(f"engine='triton' needs block=1 and n <= {eigh_triton.MAX_M}, "
+                         f"got block={block}, n={flat.shape[-1]}")
+    if not eigh_triton.available(flat):
+        raise ValueError("engine='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 on CPU)")
+    return True
 
 
 def _flatten(x: Tensor, name: str = "x") -> tuple[Tensor, tuple[int, ...]]:
@@ -314,6 +390,7 @@ def eigh_jacobi(
     check_every: int = 1,
     sub_eigh: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
     mixed: bool = False,
+    engine: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Eigendecomposition ``X = V diag(w) Vᵀ`` by batched parallel-order Jacobi.
 
@@ -341,6 +418,12 @@ def eigh_jacobi(
         Jacobi accumulates roundoff over its many rotations: ~3–30× larger errors at n = 64) and
         float64 inputs most sweeps at float32 cost. With ``sweeps=k``: ``k`` float32 sweeps
         then 2 float64 sweeps.
+    engine : {"auto", "torch", "triton"}, default "auto"
+        Who runs the sweeps of the scalar method (``block=1``): ``"torch"``, batched tensor
+        operations (any device); ``"triton"``, one fused kernel, one program per matrix
+        (:mod:`riemlearn.manifolds.eigh_triton`: CUDA, or CPU under ``TRITON_INTERPRET=1``;
+        padded size ``<= 64``); ``"auto"``, the fused kernel for CUDA tensors when Triton is
+        installed and it applies, else torch. Same arithmetic, same stopping test.
 
     Returns
     -------
@@ -359,7 +442,7 @@ def eigh_jacobi(
     >>> torch.allclose(v @ torch.diag(w) @ v.mT, x)
     True
     """
-    return _run(x, True, block, tol, max_sweeps, sweeps, check_every, sub_eigh, mixed)  # type: ignore[return-value]
+    return _run(x, True, block, tol, max_sweeps, sweeps, check_every, sub_eigh, mixed, engine)  # type: ignore[return-value]
 
 
 def _run(
@@ -372,6 +455,7 @@ def _run(
     check_every: int,
     sub_eigh: Callable | None,
     mixed: bool = False,
+    engine: str = "auto",
 ) -> tuple[Tensor, Tensor | None]:
     flat, batch = _flatten(x)
     n = flat.shape[-1]
@@ -386,8 +470,17 @@ def _run(
         v = torch.eye(n, dtype=x.dtype, device=x.device).expand_as(flat).clone()
         return w.reshape(batch + (n,)), v.reshape(batch + (n, n))
     sub = sub_eigh or torch.linalg.eigh
-    a, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed)
-    w, order = torch.sort(a.diagonal(dim1=-2, dim2=-1), dim=-1)
+    fused = _use_fused(engine, flat, block)
+    try:
+        d, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed, fused)
+    except Exception as err:  # a Triton build that cannot compile the kernel here: same method in torch
+        if not fused or engine == "triton" or isinstance(err, torch.OutOfMemoryError):
+            raise
+        from . import eigh_triton
+
+        eigh_triton.disable(err)
+        d, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed, False)
+    w, order = torch.sort(d, dim=-1)
     w = w[:, :n].contiguous().reshape(batch + (n,))
     if u is None:
         return w, None
@@ -406,9 +499,10 @@ def eigvalsh_jacobi(
     check_every: int = 1,
     sub_eigh: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
     mixed: bool = False,
+    engine: str = "auto",
 ) -> Tensor:
     """Ascending eigenvalues ``(*batch, n)`` by Jacobi, without accumulating eigenvectors.
 
     Same keywords as :func:`eigh_jacobi`; about 2/3 of its work.
     """
-    return _run(x, False, block, tol, max_sweeps, sweeps, check_every, sub_eigh, mixed)[0]
+    return _run(x, False, block, tol, max_sweeps, sweeps, check_every, sub_eigh, mixed, engine)[0]
