@@ -123,3 +123,27 @@ def test_ai_log_ill_conditioned_pair(gen):
             ref = torch.tensor((s * _fun((z + z.T) / 2, mp.log) * s).tolist(), dtype=F64)
             err = float((got[i] - ref).norm() / ref.norm())
             assert err < 1e-5, err  # measured ~4e-7
+
+
+def test_ai_dist_eigensolver_branch(gen, monkeypatch):
+    """The branch taken on CUDA for n > 32 (eigvalsh of the whitened matrix through the
+    eigensolver dispatch, SVD only when that is inaccurate) agrees with the SVD path: forced
+    here on the CPU, for well-conditioned pairs (eigvalsh kept) and condition-1e12 pairs
+    (SVD fallback, checked against mpmath)."""
+    import riemlearn.manifolds.spd_affine_invariant as A
+
+    m = SPD(6)
+    x, y = m.random_point(5, generator=gen, dtype=F64), m.random_point(5, generator=gen, dtype=F64)
+    xi, yi = (m.random_point(3, generator=gen, dtype=F64, cond=1e12) for _ in range(2))
+    svd_well, svd_ill = AffineInvariant().dist(x, y), AffineInvariant().dist(xi, yi)
+    seen = []
+    real = A._eigh_accurate
+    monkeypatch.setattr(A, "_svd_is_slow", lambda c: True)
+    monkeypatch.setattr(A, "_eigh_accurate", lambda c, w: seen.append(real(c, w)) or seen[-1])
+    assert torch.allclose(AffineInvariant().dist(x, y), svd_well, rtol=1e-13)
+    assert seen == [True]
+    got_ill = AffineInvariant().dist(xi, yi)
+    assert seen == [True, False] and torch.equal(got_ill, svd_ill)
+    with mp.workdps(DPS):
+        ref = [float(ref_ai(xi[i], yi[i])) for i in range(3)]
+    assert max(abs(float(g) - r) / r for g, r in zip(got_ill.tolist(), ref, strict=True)) < 1e-5
