@@ -3,9 +3,11 @@
 For each batch × size and dtype: one batched eigendecomposition by ``torch.linalg.eigh``
 (cuSOLVER on CUDA, LAPACK on CPU), by ``torch.linalg.eigh`` with the MAGMA backend (CUDA
 only; ``torch.backends.cuda.preferred_linalg_library`` is set and restored inside this
-script), by riemlearn's automatic path (``spectral.eigh``), and by the Jacobi variants
-forced (scalar ``block=1``; the block path; the block path with the other precision mode,
-``eigh_dispatch.JACOBI_MIXED`` toggled, with its accuracy); then ``spectral.logm`` forward and
+script), by riemlearn's automatic path (``spectral.eigh``: on CUDA for 32 < n <= 64 with Triton,
+the fused one-sided Jacobi kernel in float32 + float64 Ogita–Aishima refinement), and by the
+Jacobi variants forced (scalar ``block=1`` plain precision: the fused two-sided kernel on CUDA
+with Triton, torch elsewhere; the torch block path; the block path with the other precision
+mode, ``eigh_dispatch.JACOBI_MIXED`` toggled, with its accuracy); then ``spectral.logm`` forward and
 forward+backward (loss ``<G, logm(X)>``) on the automatic path and on the ``"torch"`` path, and
 the accuracy of the automatic path against float64 LAPACK on a subset (eigenvalue error
 relative to ``‖X‖_F``, ``‖VᵀV − I‖_max``). Further tables time the affine-invariant Fréchet
@@ -40,6 +42,7 @@ from riemlearn.manifolds import SPD, spectral  # noqa: E402
 from riemlearn.manifolds.eigh_dispatch import (  # noqa: E402
     JACOBI_MIXED,
     choose_path,
+    fused_applies,
     jacobi_block,
     spectral_backend,
 )
@@ -98,7 +101,7 @@ def _accuracy(x: torch.Tensor, w: torch.Tensor, v: torch.Tensor, k: int = 64) ->
 def bench_sizes(device: str, sizes, repeat: int) -> Table:
     table = Table(
         f"eigh and logm on {device}: median ms ({torch.get_num_threads()} CPU thread(s))",
-        ["batch×n", "dtype", "auto path", "eigh torch", "eigh MAGMA", "eigh auto", "Jacobi k=1",
+        ["batch×n", "dtype", "auto path", "eigh torch", "eigh MAGMA", "eigh auto", "Jacobi k=1 plain",
          "Jacobi block", "Jacobi block, other precision (eig/orth err)", "logm fwd auto",
          "logm fwd+bwd auto", "logm fwd+bwd torch", "fwd+bwd speedup (paired)",
          "eig err", "orth err"],
@@ -124,7 +127,7 @@ def _size_row(batch: int, n: int, dtype: torch.dtype, device: str, repeat: int) 
     t_auto = _ms(lambda: spectral.eigh(x), device, repeat)
     t_j1: str | float = "-"
     if (n > 32 or device == "cuda") and not big:
-        with spectral_backend("jacobi", jacobi_block=1):
+        with spectral_backend("jacobi", jacobi_block=1, jacobi_mixed=False):  # fused kernel on CUDA
             t_j1 = _ms(lambda: spectral.eigh(x), device, repeat)
     t_jb, t_jo = "-", "-"
     if n > 32:
@@ -152,7 +155,11 @@ def _size_row(batch: int, n: int, dtype: torch.dtype, device: str, repeat: int) 
     speed = _paired_speedup(fwd_bwd, device, repeat) if isinstance(t_fb_torch, float) else "-"
     ew, orth = _accuracy(x, *spectral.eigh(x))
     dname = str(dtype).replace("torch.", "")
-    label = path + (f" (k={blk})" if path == "jacobi" else "")
+    if path == "jacobi":
+        fused = fused_applies(x) and choose_path(x) == "jacobi"
+        label = "jacobi (fused, mixed)" if fused else f"jacobi (k={blk})"
+    else:
+        label = path
     return [f"{batch}×{n}", dname, label, t_torch, t_magma, t_auto, t_j1, t_jb, t_jo, t_f, t_fb, t_fb_torch,
             speed, f"{ew:.1e}", f"{orth:.1e}"]
 
