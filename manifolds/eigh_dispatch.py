@@ -15,12 +15,14 @@ Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and bat
   otherwise block Jacobi with blocks of at most 16 (``jacobi_block(n)``), whose
   ``2k × 2k ≤ 32`` subproblems go back to cuSOLVER's fast batched path.
 
-Measured facts behind the constants (issue 9, H100, PyTorch 2.11 cu130): one
-``torch.linalg.eigh`` on 100000×22×22 float32 raised ``CUSOLVER_STATUS_INTERNAL_ERROR``;
-chunks of 8192 ran (39 ms float32, 62 ms float64). The exact failure threshold was not
-bisected, so 8192 is a *known-safe* value for both dtypes. ``CUDA_JACOBI_MIN_BATCH``,
-``CUDA_JACOBI_MAX_N`` and ``CUDA_JACOBI_BLOCK`` are first estimates, to be tuned with
-``benchmarks/gpu_spectral.py`` on a GPU. All are plain module constants: change them at
+Measured facts behind the constants (H100, PyTorch 2.11 cu130, ``benchmarks/gpu_spectral.py
+--probe-chunks``): one ``torch.linalg.eigh`` call succeeded on 8192, 16384 and 32768 matrices
+of 22×22 and 32×32 in both dtypes and failed from 65536 on (``CUSOLVER_STATUS_INTERNAL_ERROR``,
+or out of memory at 131072 float64); chunks of 8192 (a 4× margin) ran 100000×22×22 in 40 ms
+(float32) / 61 ms (float64). ``torch.linalg.eigh`` of 1000×64×64 took 0.81 s (float32) /
+0.75 s (float64); the torch block-Jacobi path 47 / 53 ms; the fused two-sided kernel 9.8 ms
+(float32, plain precision) and 29 ms (float64). ``CUDA_JACOBI_MIN_BATCH``,
+``CUDA_JACOBI_MAX_N`` and ``CUDA_JACOBI_BLOCK`` are plain module constants: change them at
 start-up if your hardware differs.
 
 Forcing a path (tests, reproducibility): :func:`spectral_backend` is a context manager (and
@@ -63,8 +65,8 @@ __all__ = [
 
 BACKENDS = ("auto", "torch", "jacobi")
 
-#: Largest batch given to one ``torch.linalg.eigh`` call on CUDA, per dtype (issue 9: 8192
-#: measured safe on an H100 for 22×22 in float32 and float64; 100000 in one call failed).
+#: Largest batch given to one ``torch.linalg.eigh`` call on CUDA, per dtype (H100: 32768 was
+#: the largest single call that succeeded for n = 22 and 32, 65536 failed; 8192 keeps a margin).
 CUDA_EIGH_MAX_BATCH: dict[torch.dtype, int] = {torch.float32: 8192, torch.float64: 8192}
 #: Largest ``n`` for which cuSOLVER's batched (fast) path is used by ``torch.linalg.eigh``.
 CUDA_TORCH_MAX_N = 32

@@ -105,8 +105,14 @@ def _tables(m: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return hit
 
 
-def _num_warps(m: int) -> int:
-    return 1 if m <= 8 else 2 if m <= 16 else 4
+def _num_warps(m: int, dtype: torch.dtype = torch.float32) -> int:
+    """Warps per program. Measured on an H100 (1000 matrices, two-sided kernel, M = 64, plain
+    precision): float32 11.4 / 9.8 / 10.1 ms with 2 / 4 / 8 warps, float64 141 / 37 / 29 ms."""
+    if m <= 8:
+        return 1
+    if m <= 16:
+        return 2
+    return 8 if dtype == torch.float64 else 4
 
 
 def jacobi_sweeps(
@@ -160,7 +166,7 @@ def jacobi_sweeps(
     kernel[(b,)](
         work, vec, w, sweeps, scale, partner, isp, t, st, eps, int(max_sweeps),
         M=m, ROUNDS=m - 1, VECTORS=u is not None, F32=a.dtype == torch.float32,
-        num_warps=_num_warps(m),
+        num_warps=_num_warps(m, a.dtype),
     )
     return w, (vec if u is not None else None), sweeps
 
@@ -213,7 +219,7 @@ def onesided_eigh(
         st = -1.0 if fixed else math.sqrt(float(tol))
         _onesided_kernel()[(b,)](
             g, sweeps, partner, isp, t, st, torch.finfo(x.dtype).eps, int(max_sweeps),
-            M=m, ROUNDS=m - 1, F32=x.dtype == torch.float32, num_warps=_num_warps(m),
+            M=m, ROUNDS=m - 1, F32=x.dtype == torch.float32, num_warps=_num_warps(m, x.dtype),
         )
     sig2 = (g * g).sum(-2)
     u = g / sig2.sqrt().clamp_min(torch.finfo(x.dtype).tiny).unsqueeze(-2)
