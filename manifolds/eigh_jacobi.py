@@ -346,7 +346,7 @@ ENGINES = ("auto", "torch", "triton")
 #: Mixed precision: the float32 sweeps stop at ``‖off(A)‖_F <= MIXED_SWITCH_TOL ‖A‖_F``, then
 #: at most ``REFINE_STEPS`` float64 Ogita–Aishima steps finish (float64 sweeps for the rest).
 MIXED_SWITCH_TOL = 1e-4
-REFINE_STEPS = 4
+REFINE_STEPS = 6
 #: The fused engine's float32 stage (one-sided Jacobi) stops at cosines ``<= ONESIDED_SWITCH_TOL``.
 ONESIDED_SWITCH_TOL = 1e-5
 
