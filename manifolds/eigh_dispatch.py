@@ -11,7 +11,9 @@ Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and bat
   :mod:`riemlearn.manifolds.eigh_jacobi`. Above 32 cuSOLVER leaves its batched path and
   ``torch.linalg.eigh`` of 1000×64×64 takes ~0.8 s on an H100, no faster than one CPU core.
   With Triton installed and ``n <= 64`` (padded to a power of two), the scalar method runs
-  as one fused kernel, one program per matrix (:mod:`riemlearn.manifolds.eigh_triton`);
+  as one fused kernel, one program per matrix (:mod:`riemlearn.manifolds.eigh_triton`; its
+  kernels are compiled and probed on two tiny matrices at first use, and a failure switches
+  them off with one warning);
   otherwise block Jacobi with blocks of at most 16 (``jacobi_block(n)``), whose
   ``2k × 2k ≤ 32`` subproblems go back to cuSOLVER's fast batched path.
 
@@ -235,8 +237,8 @@ def _torch_eigh(x: Tensor, limit: int | None, vectors: bool) -> tuple[Tensor, Te
 
 def fused_applies(x: Tensor) -> bool:
     """Would the fused Triton Jacobi kernel run on ``x``? (CUDA, Triton installed, padded n <= 64.)"""
-    return (x.device.type == "cuda" and eigh_triton.available(x)
-            and eigh_triton.padded_size(x.shape[-1]) <= eigh_triton.MAX_M)
+    return (x.device.type == "cuda" and eigh_triton.padded_size(x.shape[-1]) <= eigh_triton.MAX_M
+            and eigh_triton.usable(x))
 
 
 def _jacobi_kwargs(x: Tensor, cfg: _Config) -> dict:

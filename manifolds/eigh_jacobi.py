@@ -361,7 +361,7 @@ def _use_fused(engine: str, flat: Tensor, block: int) -> bool:
 
     fits = block == 1 and eigh_triton.padded_size(flat.shape[-1]) <= eigh_triton.MAX_M
     if engine == "auto":
-        return fits and flat.device.type == "cuda" and eigh_triton.available(flat)
+        return fits and flat.device.type == "cuda" and eigh_triton.usable(flat)
     if not fits:
         raise ValueError(f"engine='triton' needs block=1 and n <= {eigh_triton.MAX_M}, "
                          f"got block={block}, n={flat.shape[-1]}")

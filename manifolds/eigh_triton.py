@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "available", "disable", "interpreting", "jacobi_sweeps", "onesided_eigh", "padded_size", "MAX_M", "SHIFT",
+    "available", "usable", "disable", "interpreting", "jacobi_sweeps", "onesided_eigh", "padded_size",
+    "MAX_M", "SHIFT",
 ]
 
 #: Largest padded size handled by the fused kernel (its tile lives in registers).
@@ -69,6 +70,40 @@ def available(x: Tensor) -> bool:
     if x.dtype not in (torch.float32, torch.float64) or not _triton_importable() or _DISABLED:
         return False
     return x.device.type == "cuda" or (x.device.type == "cpu" and interpreting())
+
+
+_PROBED: dict[tuple[int, torch.dtype, str], bool] = {}
+
+
+def usable(x: Tensor) -> bool:
+    """:func:`available`, and both kernels compiled and ran here for ``x``'s padded size and dtype.
+
+    The first call per (size, dtype, device) runs both kernels on two tiny matrices (the compile
+    a first real call would pay anyway); a failure (e.g. a Triton build that cannot compile
+    them) switches the engine off with one warning, so the dispatch picks the torch paths.
+    """
+    if not available(x) or x.shape[-1] < 1:
+        return False
+    m = padded_size(x.shape[-1])
+    if m > MAX_M:
+        return False
+    key = (m, x.dtype, str(x.device))
+    ok = _PROBED.get(key)
+    if ok is None:
+        a = torch.diag_embed(torch.arange(1, 2 * m + 1, dtype=x.dtype, device=x.device).view(2, m))
+        a = a + 0.5 * torch.ones(m, m, dtype=x.dtype, device=x.device)
+        norm = torch.linalg.matrix_norm(a)
+        try:
+            onesided_eigh(a, norm, 1e-5, 2)
+            jacobi_sweeps(a, torch.eye(m, dtype=x.dtype, device=x.device).expand(2, m, m), norm, 1e-5, 2)
+            ok = True
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # compile/launch failure: the torch paths take over
+            disable(err)
+            ok = False
+        _PROBED[key] = ok
+    return ok and not _DISABLED
 
 
 def padded_size(n: int) -> int:

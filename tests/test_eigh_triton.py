@@ -85,6 +85,10 @@ _SCRIPT = textwrap.dedent(
     xs = spectrum(torch.tensor([0.5, 1.0, 1.7, 3.0], dtype=F64)).requires_grad_(True)
     with spectral_backend("jacobi", jacobi_engine="triton"):
         out["gradcheck_logm"] = bool(gradcheck(S.logm, (xs,), eps=1e-6, atol=1e-7))
+    from riemlearn.manifolds.eigh_triton import usable
+
+    sizes = ((40, F64), (5, torch.float32), (65, F64))
+    out["usable"] = [usable(torch.zeros(1, n, n, dtype=dt)) for n, dt in sizes]
     print(json.dumps(out))
     """
 )
@@ -132,6 +136,26 @@ def test_interpreted_sweep_control(interpreted):
 @needs_triton
 def test_interpreted_gradient_through_fused_path(interpreted):
     assert interpreted["gradcheck_logm"] is True
+
+
+@needs_triton
+def test_interpreted_compile_probe(interpreted):
+    assert interpreted["usable"] == [True, True, False]  # n = 65 pads to 128 > MAX_M
+
+
+def test_compile_probe_failure_disables_engine(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated PTX assembly failure")
+
+    monkeypatch.setattr(T, "available", lambda x: True)
+    monkeypatch.setattr(T, "onesided_eigh", broken)
+    monkeypatch.setattr(T, "_PROBED", {})
+    monkeypatch.setattr(T, "_DISABLED", [])
+    x = torch.zeros(3, 40, 40, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="simulated PTX assembly failure"):
+        assert not T.usable(x)
+    assert T._PROBED == {(64, torch.float64, "cpu"): False} and T._DISABLED
+    assert not T.usable(x)  # cached: no second probe, no second warning
 
 
 def test_engine_validation():
