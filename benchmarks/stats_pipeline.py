@@ -87,6 +87,8 @@ def main(argv=None) -> list[Table]:
         i = argv.index("--device")
         device = argv[i + 1]
         del argv[i : i + 2]
+    if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device} requested but CUDA is not available")
     args = parse_args(__doc__.splitlines()[0], argv)
     n_trials = 144 if args.quick else 576
     X, y = make_eeg(n_trials, 22, 250, 4, sfreq=250.0, random_state=42, class_sep=0.35, as_numpy=True)
