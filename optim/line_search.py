@@ -132,7 +132,7 @@ class BackTrackingLineSearch:
             self.new_grad = grad()
         self._old_f0 = f0v
         self._remember_f(alpha, count)
-        return torch.tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
+        return torch.scalar_tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
 
 
 class AdaptiveLineSearch(BackTrackingLineSearch):

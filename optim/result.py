@@ -107,6 +107,8 @@ class Solver:
         self._log: list[dict] = []
         self._reason = torch.zeros(f0.shape, dtype=torch.long, device=x0.device)
         self._iters = torch.zeros(f0.shape, dtype=torch.long, device=x0.device)
+        self._iters_single = 0  # Python counters of the single-problem fast path (_check_single)
+        self._code_single = 0
         return geom, f0, self._reason
 
     def _active(self) -> Tensor:
@@ -147,10 +149,10 @@ class Solver:
     def _check_single(self, k: int, f: Tensor, gn: Tensor | float, step: Tensor | None,
                       fold: Tensor | None) -> bool:
         """:meth:`_check` for one problem without log or display: Python comparisons."""
-        if int(self._reason) != 0:
+        if self._code_single:
             return True
         if k > 0:
-            self._iters = self._iters + 1
+            self._iters_single += 1
         code = 0
         if float(gn) <= self.min_grad_norm:
             code = 1
@@ -165,10 +167,14 @@ class Solver:
             code = 5
         if code:
             self._reason = torch.full_like(self._reason, code)
+            self._code_single = code
         return code != 0
 
     def _finish(self, x: Tensor, f: Tensor, gn: Tensor) -> OptimizeResult:
         elapsed = time.perf_counter() - self._t0
+        if self._iters_single:
+            self._iters = self._iters + self._iters_single
+            self._iters_single = 0
         codes = self._reason.reshape(-1).tolist()
         reasons = [REASONS[c] for c in codes]
         reason: Any = reasons[0] if f.dim() == 0 else reasons
