@@ -135,7 +135,8 @@ def onesided_kernel(
     final columns are ``U Σ`` with ``X = U Σ² Uᵀ``: no rotation accumulator is needed, and a
     round costs one in-register gather of the partner columns. A sweep's largest cosine
     ``|g_p·g_q| / (‖g_p‖ ‖g_q‖)`` is the stopping measure (``<= tol``, or the roundoff floor:
-    a sweep below ``sqrt_tol`` that gains less than 10 %); ``tol < 0``: exactly ``max_sweeps``.
+    a sweep below ``sqrt_tol`` that gains less than 10 %; the caller keeps ``sqrt_tol`` near
+    the floor, since this measure is not monotone early on); ``tol < 0``: exactly ``max_sweeps``.
     """
     pid = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, M)

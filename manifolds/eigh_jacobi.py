@@ -347,8 +347,10 @@ ENGINES = ("auto", "torch", "triton")
 #: at most ``REFINE_STEPS`` float64 Ogita–Aishima steps finish (float64 sweeps for the rest).
 MIXED_SWITCH_TOL = 1e-4
 REFINE_STEPS = 6
-#: The fused engine's float32 stage (one-sided Jacobi) stops at cosines ``<= ONESIDED_SWITCH_TOL``.
-ONESIDED_SWITCH_TOL = 1e-5
+#: The fused engine's float32 stage (one-sided Jacobi) stops at cosines ``<= ONESIDED_SWITCH_TOL``
+#: (Triton interpreter, n = 40-64: 1e-3 saves a sweep but leaves near-ties to the float64
+#: fallback more often; 1e-5 costs 1-3 more sweeps on matrices with exact ties).
+ONESIDED_SWITCH_TOL = 1e-4
 
 
 def _use_fused(engine: str, flat: Tensor, block: int) -> bool:

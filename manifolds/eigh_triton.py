@@ -251,7 +251,10 @@ def onesided_eigh(
     if b:
         partner, isp = _tables(m, x.device)
         t = -1.0 if fixed else float(tol)
-        st = -1.0 if fixed else math.sqrt(float(tol))
+        # The largest cosine of a sweep is not monotone in early sweeps (unlike the two-sided
+        # off-norm), so the roundoff-floor test only applies near the floor itself.
+        floor = 10.0 * m * torch.finfo(x.dtype).eps
+        st = -1.0 if fixed else min(math.sqrt(float(tol)), max(floor, float(tol)))
         _onesided_kernel()[(b,)](
             g, sweeps, partner, isp, t, st, torch.finfo(x.dtype).eps, int(max_sweeps),
             M=m, ROUNDS=m - 1, F32=x.dtype == torch.float32, num_warps=_num_warps(m, x.dtype),
