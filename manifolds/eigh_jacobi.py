@@ -40,10 +40,11 @@ Precision. In its own dtype the method's accuracy is set by the roundoff of its 
 rotations: float64 reaches ``torch.linalg.eigh``'s (eigenvalues ~1e-15 ‖A‖, ``VᵀV − I`` and
 reconstruction ~1e-14 at n = 64), float32 only ~1e-6 ‖A‖ for eigenvalues and 1e-5 for
 orthogonality and reconstruction (3–30× worse than ``eigh`` in float32). ``mixed=True`` runs
-the sweeps in float32 until ``‖off(A)‖ ≤ 1e-4 ‖A‖``, re-orthogonalizes the basis in float64
-and finishes there (Jacobi converges quadratically once nearly diagonal: one or two sweeps):
-float32 results then beat ``eigh`` in float32 and float64 results keep float64 accuracy with
-most of the work in float32 (measured: ``tests/test_eigh_engine.py``).
+the sweeps in float32 until ``‖off(A)‖ ≤ 1e-4 ‖A‖`` and finishes in float64 with Ogita–Aishima
+refinement steps (matrix products only, quadratic convergence), with float64 sweeps for the
+matrices it cannot finish (near-ties, ill-conditioned ones): float32 results then beat
+``eigh`` in float32 and float64 results keep float64 accuracy with all sweeps in float32
+(measured: ``tests/test_eigh_engine.py``, ``tests/test_eigh_refine.py``).
 """
 
 from __future__ import annotations
@@ -414,12 +415,15 @@ def eigh_jacobi(
     sub_eigh : callable, optional
         Batched eigensolver for the ``(B, 2k, 2k)`` subproblems (default ``torch.linalg.eigh``).
     mixed : bool, default False
-        Mixed precision: sweeps in float32 until ``‖off(A)‖ ≤ 1e-4 ‖A‖``, then in float64 from
-        the re-orthogonalized float32 basis (one or two sweeps, quadratic convergence); results
-        in ``x.dtype``. Gives float32 inputs the accuracy of ``torch.linalg.eigh`` (plain float32
-        Jacobi accumulates roundoff over its many rotations: ~3–30× larger errors at n = 64) and
-        float64 inputs most sweeps at float32 cost. With ``sweeps=k``: ``k`` float32 sweeps
-        then 2 float64 sweeps.
+        Mixed precision: sweeps in float32 until ``‖off(A)‖ ≤ 1e-4 ‖A‖`` (the fused engine:
+        one-sided Jacobi until all cosines ``≤ ONESIDED_SWITCH_TOL``), then at most
+        ``REFINE_STEPS`` float64 Ogita–Aishima steps (:mod:`~riemlearn.manifolds.eigh_refine`,
+        matrix products only), and float64 Jacobi sweeps for the matrices the refinement leaves
+        (near-ties, ill-conditioned ones); results in ``x.dtype``. Gives float32 inputs the
+        accuracy of ``torch.linalg.eigh`` (plain float32 Jacobi accumulates roundoff over its
+        many rotations: ~3–30× larger errors at n = 64) and float64 inputs all sweeps at float32
+        cost. With ``sweeps=k``: ``k`` float32 sweeps, then exactly ``REFINE_STEPS`` refinement
+        steps and no fallback (no host synchronization in the refinement).
     engine : {"auto", "torch", "triton"}, default "auto"
         Who runs the sweeps of the scalar method (``block=1``): ``"torch"``, batched tensor
         operations (any device); ``"triton"``, one fused kernel, one program per matrix
