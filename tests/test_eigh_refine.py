@@ -78,3 +78,29 @@ def test_mixed_jacobi_with_fallback_matches_lapack(gen, dtype, monkeypatch):
     tol = 1e-14 if dtype == F64 else 2e-7
     assert ew < tol and orth < 10 * tol and rec < 10 * tol
     assert "converged" in calls  # the refinement ran (and the fallback repaired what it left)
+
+
+def test_mixed_jacobi_resolves_a_near_tie(gen, monkeypatch):
+    """EEG-like spectrum (condition 1e3) with one pair 1e-4 apart (relative), which the float32
+    stage cannot separate: refinement (and float64 sweeps for what it leaves) still resolve it."""
+    n = 24
+    q, _ = torch.linalg.qr(torch.randn(3, n, n, generator=gen, dtype=F64))
+    lam = torch.logspace(0, 3, n, dtype=F64)
+    lam[5] = lam[4] * (1 + 1e-4)
+    x = (q * lam) @ q.mT
+    x = (x + x.mT) / 2
+    seen = {}
+    real = J.refine_eigh
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen["converged"] = out[2].clone()
+        return out
+
+    monkeypatch.setattr(J, "refine_eigh", spy)
+    w, v = J.eigh_jacobi(x, mixed=True, engine="torch")
+    assert "converged" in seen
+    ew, orth, rec = _errors(x, w, v)
+    assert ew < 1e-14 and orth < 1e-13 and rec < 1e-13
+    gap = (w[:, 5] - w[:, 4]) / lam[4]  # the planted near-tie is resolved
+    assert torch.allclose(gap, torch.full_like(gap, 1e-4), rtol=1e-6)
