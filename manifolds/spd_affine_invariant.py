@@ -225,11 +225,6 @@ def _dist_sq_grad(x: Tensor, y: Tensor) -> Tensor:
     return 2.0 * sym(torch.linalg.solve_triangular(ct, b.mT, upper=True))
 
 
-def _svd_is_slow(c: Tensor) -> bool:
-    """cuSOLVER's batched SVD covers ``n <= 32`` only; above, one SVD per matrix (issue 9)."""
-    return c.device.type == "cuda" and c.shape[-1] > 32
-
-
 class _AIDistSq(torch.autograd.Function):
     """``‖log(x^{-1/2} y x^{-1/2})‖²`` from the singular values of ``L⁻¹K``; closed-form backward."""
 
@@ -237,10 +232,12 @@ class _AIDistSq(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, y: Tensor) -> Tensor:
         ctx.save_for_backward(x, y)
         c = torch.linalg.cholesky(sym(x.detach()))
-        if _svd_is_slow(c):  # CUDA, n > 32: the eigensolver dispatch, SVD only if it is inaccurate
-            w = eigvalsh(_congruence_inv(c, y.detach()))
-            if _eigh_accurate(c, w):
-                return torch.log(w).square().sum(-1)
+        # as in whitened_function: eigenvalues of the formed z through the eigensolver dispatch
+        # (on CUDA, n > 32: the fused Jacobi path; cuSOLVER's batched SVD stops at 32), the SVD
+        # of L⁻¹K only when they are a posteriori inaccurate
+        w = eigvalsh(_congruence_inv(c, y.detach()))
+        if _eigh_accurate(c, w):
+            return torch.log(w).square().sum(-1)
         k = torch.linalg.cholesky(sym(y.detach()))
         m = torch.linalg.solve_triangular(c, k, upper=False)
         ls = torch.log(torch.linalg.svdvals(m))
