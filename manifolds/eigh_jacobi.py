@@ -362,9 +362,9 @@ def _use_fused(engine: str, flat: Tensor, block: int) -> bool:
         return False
     from . import eigh_triton
 
+    if engine == "auto":  # usable(): Triton here, padded n <= MAX_M, kernels compiled and probed
+        return block == 1 and flat.device.type == "cuda" and eigh_triton.usable(flat)
     fits = block == 1 and eigh_triton.padded_size(flat.shape[-1]) <= eigh_triton.MAX_M
-    if engine == "auto":
-        return fits and flat.device.type == "cuda" and eigh_triton.usable(flat)
     if not fits:
         raise ValueError(f"engine='triton' needs block=1 and n <= {eigh_triton.MAX_M}, "
                          f"got block={block}, n={flat.shape[-1]}")
@@ -477,15 +477,7 @@ def _run(
         return w.reshape(batch + (n,)), v.reshape(batch + (n, n))
     sub = sub_eigh or torch.linalg.eigh
     fused = _use_fused(engine, flat, block)
-    try:
-        d, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed, fused)
-    except Exception as err:  # a Triton build that cannot compile the kernel here: same method in torch
-        if not fused or engine == "triton" or isinstance(err, torch.OutOfMemoryError):
-            raise
-        from . import eigh_triton
-
-        eigh_triton.disable(err)
-        d, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed, False)
+    d, u = _solve(flat, block, tol, max_sweeps, sweeps, check_every, sub, vectors, mixed, fused)
     w, order = torch.sort(d, dim=-1)
     w = w[:, :n].contiguous().reshape(batch + (n,))
     if u is None:

@@ -59,7 +59,7 @@ def disable(err: BaseException) -> None:
         _DISABLED.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
         warnings.warn(
             "riemlearn: the fused Triton Jacobi kernel failed on this machine "
-            f"({_DISABLED[0]}); falling back to the torch implementation of the same method",
+            f"({_DISABLED[0]}); the torch eigensolver paths are used instead",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -176,29 +176,6 @@ def test_engine_validation():
     assert not D.fused_applies(x)  # CPU tensors never take the fused path automatically
 
 
-def test_kernel_failure_falls_back_to_torch_engine(monkeypatch):
-    import riemlearn.manifolds.eigh_jacobi as J
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("simulated Triton compile failure")
-
-    monkeypatch.setattr(J, "_use_fused", lambda engine, flat, block: True)
-    monkeypatch.setattr(T, "jacobi_sweeps", broken)
-    monkeypatch.setattr(T, "onesided_eigh", broken)
-    monkeypatch.setattr(T, "_DISABLED", [])
-    gen = torch.Generator().manual_seed(3)
-    a = torch.randn(4, 6, 6, generator=gen, dtype=torch.float64)
-    x = (a + a.mT) / 2
-    with pytest.warns(RuntimeWarning, match="simulated Triton compile failure"):
-        results = [eigh_jacobi(x, mixed=mixed) for mixed in (False, True)]  # engine "auto": absorbed
-    for w, v in results:
-        assert torch.allclose(w, torch.linalg.eigvalsh(x), atol=1e-13)
-        assert torch.allclose((v * w.unsqueeze(-2)) @ v.mT, x, atol=1e-12)
-    assert T._DISABLED and not T.available(x)
-    with pytest.raises(RuntimeError, match="simulated"):  # an explicit engine="triton" is not absorbed
-        J._solve(x, 1, None, 20, None, 1, torch.linalg.eigh, True, False, True)
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [33, 64])
