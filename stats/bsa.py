@@ -68,22 +68,20 @@ def _is_closed(m: Manifold) -> bool:
     return type(m).__name__ in _CLOSED
 
 
-def _gram_schmidt(z: Tensor) -> Tensor:
-    """Orthonormal columns ``(m, k)`` spanning the nested spans of the rows of ``z (k, m)``."""
-    cols: list[Tensor] = []
-    for j in range(z.shape[0]):
-        u = z[j]
-        for _ in range(2):  # twice is enough (Giraud et al.)
-            for c in cols:
-                u = u - (c @ u) * c
-        cols.append(u / torch.sqrt((u * u).sum()).clamp_min(torch.finfo(u.dtype).tiny))
-    return torch.stack(cols, dim=-1) if cols else z.new_zeros(z.shape[-1], 0)
+def _nested_basis(z: Tensor) -> Tensor:
+    """Orthonormal columns ``(m, k)`` spanning the nested spans of the rows of ``z (k, m)``.
+
+    The Q factor of ``zᵀ``: its first ``j`` columns span the first ``j`` rows of ``z``.
+    """
+    if z.shape[0] == 0:
+        return z.new_zeros(z.shape[-1], 0)
+    return torch.linalg.qr(z.mT)[0]
 
 
 def _frame_span(m: Manifold, refs: Tensor) -> tuple[ConstantCurvatureFrame, Tensor]:
     frame = ConstantCurvatureFrame(m, refs[0])
     _, zr = frame.coords(refs[1:])
-    return frame, _gram_schmidt(zr)
+    return frame, _nested_basis(zr)
 
 
 def ebs_residuals(points: Tensor, references: Tensor, manifold: Manifold) -> Tensor:
@@ -301,7 +299,7 @@ def _fit_closed(m: Manifold, y: Tensor, w: Tensor, k: int, method: str, max_iter
         info["iterations"].append(int(res.iterations.reshape(-1)[best]))
         refs.append(xl)
         _, zl = frame.coords(xl)
-        v = _gram_schmidt(torch.cat((v.mT, zl[None]), 0))
+        v = _nested_basis(torch.cat((v.mT, zl[None]), 0))
     refs_t = torch.stack(refs)
     if method == "joint" and k > 0:
         def auv(r: Tensor) -> Tensor:
@@ -355,7 +353,7 @@ def _fit_generic(m: Manifold, y: Tensor, w: Tensor, k: int) -> tuple[Tensor, dic
         for _ in range(k):
             if refs.shape[0] > 1:
                 prev = m.log(x0.expand_as(refs[1:]), refs[1:]).reshape(refs.shape[0] - 1, -1) @ coords.mT
-                v = _gram_schmidt(prev)
+                v = _nested_basis(prev)
             else:
                 v = logs.new_zeros(logs.shape[1], 0)
             lc = w.sqrt()[:, None] * (logs - (logs @ v) @ v.mT)
