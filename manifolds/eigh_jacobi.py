@@ -44,7 +44,11 @@ the sweeps in float32 until ``‖off(A)‖ ≤ 1e-4 ‖A‖`` and finishes in fl
 refinement steps (matrix products only, quadratic convergence), with float64 sweeps for the
 matrices it cannot finish (near-ties, ill-conditioned ones): float32 results then beat
 ``eigh`` in float32 and float64 results keep float64 accuracy with all sweeps in float32
-(measured: ``tests/test_eigh_engine.py``, ``tests/test_eigh_refine.py``).
+(measured: ``tests/test_eigh_engine.py``, ``tests/test_eigh_refine.py``). On the fused engine
+the float32 stage is one-sided Jacobi on a Cholesky factor, whose eigenvectors are orthogonal
+to its cosine tolerance (no accumulated rotations): float32 inputs run it to 1e-6 and take
+Rayleigh-quotient eigenvalues, with no float64 stage (H100: 18-90× smaller errors than
+cuSOLVER's float32 ``eigh``, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -302,6 +306,8 @@ def _solve(
         m = nb * block
     eps = torch.finfo(x.dtype).eps
     tol = 4.0 * n * eps if tol is None else tol
+    if mixed and fused and x.dtype == torch.float32:
+        return _onesided_float32(x.detach(), m, max_sweeps, sweeps)
     if mixed:
         lo = x.detach().to(torch.float32)
         a_lo, norm_lo = _pad(lo, m)
@@ -343,6 +349,24 @@ def _solve(
     return w, u
 
 
+def _onesided_float32(x: Tensor, m: int, max_sweeps: int, sweeps: int | None) -> tuple[Tensor, Tensor]:
+    """Float32 in and out on the fused engine: the one-sided stage alone, no float64 finish.
+
+    One-sided Jacobi accumulates no rotations: its eigenvectors are the normalized columns,
+    orthogonal to the cosine tolerance, so run to ``FUSED_FLOAT32_TOL`` they are as orthogonal
+    as ``eigh``'s in float32. Its eigenvalues ``Σ² − σ`` carry the shift's absolute error, so
+    they are replaced by Rayleigh quotients ``uᵢᵀ X uᵢ`` (error ``~eps ‖X‖`` plus the square of
+    the eigenvector error).
+    """
+    from .eigh_triton import onesided_eigh
+
+    a, norm = _pad(x, m)
+    fixed = sweeps is not None
+    _, cols, _ = onesided_eigh(a, norm, FUSED_FLOAT32_TOL, sweeps if fixed else max_sweeps, fixed)
+    w = ((a @ cols) * cols).sum(-2)
+    return w, cols.mT
+
+
 ENGINES = ("auto", "torch", "triton")
 #: Mixed precision: the float32 sweeps stop at ``‖off(A)‖_F <= MIXED_SWITCH_TOL ‖A‖_F``, then
 #: at most ``REFINE_STEPS`` float64 Ogita–Aishima steps finish (float64 sweeps for the rest).
@@ -352,6 +376,9 @@ REFINE_STEPS = 6
 #: (Triton interpreter, n = 40-64: 1e-3 saves a sweep but leaves near-ties to the float64
 #: fallback more often; 1e-5 costs 1-3 more sweeps on matrices with exact ties).
 ONESIDED_SWITCH_TOL = 1e-4
+#: Float32 inputs on the fused engine stop the one-sided stage at cosines ``<= FUSED_FLOAT32_TOL``
+#: and skip the float64 finish (H100, 1000×64×64: 1e-5 and 1e-6 both give ``VᵀV − I`` ~2e-7).
+FUSED_FLOAT32_TOL = 1e-6
 
 
 def _use_fused(engine: str, flat: Tensor, block: int) -> bool:
@@ -423,7 +450,10 @@ def eigh_jacobi(
         accuracy of ``torch.linalg.eigh`` (plain float32 Jacobi accumulates roundoff over its
         many rotations: ~3–30× larger errors at n = 64) and float64 inputs all sweeps at float32
         cost. With ``sweeps=k``: ``k`` float32 sweeps, then exactly ``REFINE_STEPS`` refinement
-        steps and no fallback (no host synchronization in the refinement).
+        steps and no fallback (no host synchronization in the refinement). Fused engine,
+        float32 input: the one-sided float32 stage to cosines ``<= FUSED_FLOAT32_TOL`` and
+        Rayleigh-quotient eigenvalues only (as accurate, see the module notes; ``tol`` does
+        not apply).
     engine : {"auto", "torch", "triton"}, default "auto"
         Who runs the sweeps of the scalar method (``block=1``): ``"torch"``, batched tensor
         operations (any device); ``"triton"``, one fused kernel, one program per matrix

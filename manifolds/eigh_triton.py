@@ -223,11 +223,14 @@ def onesided_eigh(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Eigendecomposition of symmetric ``(b, M, M)`` by one-sided Jacobi on a Cholesky factor.
 
-    ``X + σI = L Lᵀ`` with ``σ = SHIFT ‖X‖_F`` (``norm``); the fused kernel rotates the
+    ``X + σI = L Lᵀ`` with ``σ = M eps ‖X‖_F`` (``norm``) where that factorization succeeds
+    (positive definite ``X``), else ``σ = SHIFT ‖X‖_F``; the fused kernel rotates the
     columns of ``L`` until pairwise orthogonal (largest cosine ``<= tol``), which leaves
     ``L V = U Σ`` with ``X + σI = U Σ² Uᵀ``: eigenvectors are the normalized columns and
     eigenvalues ``Σ² − σ``. Accuracy is absolute (``~ tol ‖X‖``), as for the two-sided method;
-    the mixed-precision solver refines the result in float64.
+    the factorization's roundoff is relative to ``‖X + σI‖``, so indefinite matrices (large
+    shift) get up to ``1 + SHIFT`` times the reconstruction error of positive definite ones.
+    The mixed-precision solver refines float64 results in float64.
 
     Returns
     -------
@@ -241,11 +244,22 @@ def onesided_eigh(
     b, m, _ = x.shape
     if m > MAX_M or m != padded_size(m):
         raise ValueError(f"padded size must be a power of two <= {MAX_M}, got {m}")
-    shift = (SHIFT * norm.to(x.dtype)).clamp_min(torch.finfo(x.dtype).tiny)
-    y = x + shift.view(-1, 1, 1) * torch.eye(m, dtype=x.dtype, device=x.device)
-    g, info = torch.linalg.cholesky_ex(y)
-    if bool((info != 0).any()):  # cannot happen for finite input (condition <= 9); NaN/inf can
-        raise ValueError("one-sided Jacobi: the shifted matrix is not positive definite (non-finite input?)")
+    tiny, eye = torch.finfo(x.dtype).tiny, torch.eye(m, dtype=x.dtype, device=x.device)
+    norm = norm.to(x.dtype)
+    # Positive definite input (every SPD use) is factored nearly as is: the exact shift
+    # m·eps·‖X‖ only guards against roundoff, and the small shift keeps the reconstruction error
+    # at eps‖X‖ (the large shift makes it eps·(1 + SHIFT)‖X‖). Matrices whose factorization fails
+    # (indefinite, singular) take the large shift, which cannot fail for finite input.
+    shift = (m * torch.finfo(x.dtype).eps * norm).clamp_min(tiny)
+    g, info = torch.linalg.cholesky_ex(x + shift.view(-1, 1, 1) * eye)
+    if bool((info != 0).any()):
+        idx = (info != 0).nonzero().squeeze(-1)
+        big = (SHIFT * norm.index_select(0, idx)).clamp_min(tiny)
+        gi, info = torch.linalg.cholesky_ex(x.index_select(0, idx) + big.view(-1, 1, 1) * eye)
+        if bool((info != 0).any()):  # condition <= 9: only non-finite input gets here
+            raise ValueError("one-sided Jacobi: the shifted matrix is not positive definite "
+                             "(non-finite input?)")
+        g, shift = g.index_copy(0, idx, gi), shift.index_copy(0, idx, big)
     g = g.contiguous()
     sweeps = torch.empty(b, dtype=torch.int32, device=x.device)
     if b:

@@ -57,16 +57,21 @@ _SCRIPT = textwrap.dedent(
         "ties12": spectrum(torch.tensor([1.0] * 5 + [2.0] * 4 + [3.0, 4.0, 5.0], dtype=F64)),
         "identity5": torch.eye(5, dtype=F64).expand(2, 5, 5),
     }
+    # SPD and indefinite in one batch: the one-sided path's two Cholesky shifts side by side
+    a16 = torch.randn(2, 16, 16, generator=gen, dtype=F64)
+    cases["spd_and_sym16"] = torch.cat([cases["spd16_cond1e6"], (a16 + a16.mT) / 2])
     for name, x in cases.items():
         out[name] = errors(x, *eigh_jacobi(x, engine="triton"))
         wt, _ = eigh_jacobi(x, engine="torch")
         diff = (eigvalsh_jacobi(x, engine="triton") - wt).abs().amax(-1) / torch.linalg.matrix_norm(x)
         out[name + "_vs_torch_engine"] = diff.max().item()
-    # mixed precision on the fused engine: one-sided Jacobi (float32) + float64 refinement
-    for name in ("sym7", "spd16_cond1e6", "ties12"):
+    # mixed mode on the fused engine: float64 in, one-sided Jacobi (float32) + float64 refinement;
+    # float32 in, one-sided Jacobi alone + Rayleigh quotients. LAPACK in float32 for scale.
+    for name in ("sym7", "spd16_cond1e6", "ties12", "spd_and_sym16"):
         x = cases[name]
         out[name + "_mixed64"] = errors(x, *eigh_jacobi(x, engine="triton", mixed=True))
         out[name + "_mixed32"] = errors(x.float(), *eigh_jacobi(x.float(), engine="triton", mixed=True))
+        out[name + "_lapack32"] = errors(x.float(), *torch.linalg.eigh(x.float()))
     x32 = cases["spd16_cond1e6"].float() / 1e3
     out["f32_mixed"] = errors(x32, *eigh_jacobi(x32, engine="triton", mixed=True))
     out["f32_plain"] = errors(x32, *eigh_jacobi(x32, engine="triton", mixed=False))
@@ -112,19 +117,25 @@ def test_interpreted_kernel_matches_lapack(interpreted, name):
 
 
 @needs_triton
-@pytest.mark.parametrize("name", ["sym7", "spd16_cond1e6", "ties12"])
+@pytest.mark.parametrize("name", ["sym7", "spd16_cond1e6", "ties12", "spd_and_sym16"])
 def test_interpreted_mixed_onesided_path(interpreted, name):
     ew, rec, orth = interpreted[name + "_mixed64"]
     assert ew < 1e-14 and rec < 1e-13 and orth < 1e-13
-    ew, rec, orth = interpreted[name + "_mixed32"]  # float32 in and out: float32 roundoff only
-    assert ew < 3e-7 and rec < 1e-6 and orth < 1e-6
+    # float32 in and out: float32 roundoff only, as LAPACK's float32 eigh (orthogonality better)
+    ew, rec, orth = interpreted[name + "_mixed32"]
+    ew_l, rec_l, orth_l = interpreted[name + "_lapack32"]
+    # indefinite matrices are factored with the shift 1.25‖X‖ (SPD ones nearly unshifted), which
+    # multiplies the factorization's roundoff, and so the reconstruction error, by up to 2.25
+    factor = 3 * 2.25 if name in ("sym7", "spd_and_sym16") else 3
+    assert ew < 3e-7 and orth < 1e-6 and rec < max(1e-6, factor * rec_l)
 
 
 @needs_triton
 def test_interpreted_float32_mixed_beats_plain(interpreted):
     ew, rec, orth = interpreted["f32_mixed"]
     assert ew < 1e-6 and rec < 2e-6 and orth < 2e-6
-    assert orth < interpreted["f32_plain"][2]  # the float64 finish repairs the basis
+    # the one-sided basis is orthogonal to its cosine tolerance; two-sided sweeps accumulate roundoff
+    assert orth < interpreted["f32_plain"][2]
 
 
 @needs_triton
