@@ -4,15 +4,18 @@ For each batch × size and dtype: one batched eigendecomposition by ``torch.lina
 (cuSOLVER on CUDA, LAPACK on CPU), by ``torch.linalg.eigh`` with the MAGMA backend (CUDA
 only; ``torch.backends.cuda.preferred_linalg_library`` is set and restored inside this
 script), by riemlearn's automatic path (``spectral.eigh``: on CUDA for 32 < n <= 64 with Triton,
-the fused one-sided Jacobi kernel in float32 + float64 Ogita–Aishima refinement), and by the
+the fused one-sided Jacobi kernel in float32, + float64 Ogita–Aishima refinement for float64
+input), and by the
 Jacobi variants forced (scalar ``block=1`` plain precision: the fused two-sided kernel on CUDA
 with Triton, torch elsewhere; the torch block path; the block path with the other precision
 mode, ``eigh_dispatch.JACOBI_MIXED`` toggled, with its accuracy); then ``spectral.logm`` forward and
 forward+backward (loss ``<G, logm(X)>``) on the automatic path and on the ``"torch"`` path, and
 the accuracy of the automatic path against float64 LAPACK on a subset (eigenvalue error
 relative to ``‖X‖_F``, ``‖VᵀV − I‖_max``). Further tables time the affine-invariant Fréchet
-mean (``stats.frechet_mean``) of ``N`` SPD matrices on both paths, and the eigensolver-free
-``matfun_iterative.logm_iterative`` against ``spectral.logm``.
+mean (``stats.frechet_mean``) of ``N`` SPD matrices on both paths, the eigensolver-free
+``matfun_iterative.logm_iterative`` against ``spectral.logm``, and the float32 accuracy of
+``torch.linalg.eigh`` and of the automatic path on harder spectra (condition 1e6, a near-tie,
+exact ties) against float64 LAPACK on the float32-rounded input.
 
 Sizes: ``--device cuda`` (the target) uses the issue's table: 1000×{22, 32, 33, 64},
 256×128×128, 100000×22×22, mean of 1000 64×64. ``--device cpu`` uses smaller batches
@@ -241,6 +244,53 @@ def _mean_row(count: int, n: int, dtype: torch.dtype, device: str, manifold, rep
     return [str(dtype).replace("torch.", ""), t_auto, t_torch, speed, f"{diff:.1e}"]
 
 
+def _spectra(n: int, count: int):
+    """``(name, float64 matrices)``: Wishart, condition 1e6, a 1e-6 near-tie, exact ties."""
+    gen = torch.Generator().manual_seed(n)
+
+    def rotate(lam):
+        q, _ = torch.linalg.qr(torch.randn(count, n, n, generator=gen, dtype=torch.float64))
+        return (q * lam) @ q.mT
+
+    a = torch.randn(count, n, 2 * n, generator=gen, dtype=torch.float64)
+    yield "Wishart", a @ a.mT / (2 * n) + 0.1 * torch.eye(n, dtype=torch.float64)
+    yield "condition 1e6", rotate(torch.logspace(-6, 0, n, dtype=torch.float64))
+    lam = torch.linspace(1, 2, n, dtype=torch.float64)
+    lam[n // 2] = lam[n // 2 - 1] * (1 + 1e-6)
+    yield "near-tie 1e-6", rotate(lam)
+    lam = torch.ones(n, dtype=torch.float64)
+    lam[: n // 3] = 3.0
+    yield "exact ties", rotate(lam)
+
+
+def _errors(x64: torch.Tensor, w: torch.Tensor, v: torch.Tensor) -> str:
+    """eigenvalue error / ‖X‖_F, max |VᵀV − I|, ‖V diag(w) Vᵀ − X‖_F / ‖X‖_F (worst matrix)."""
+    w, v = w.double().cpu(), v.double().cpu()
+    norm = torch.linalg.matrix_norm(x64)
+    ew = ((w - torch.linalg.eigvalsh(x64)).abs().amax(-1) / norm).max().item()
+    orth = (v.mT @ v - torch.eye(x64.shape[-1], dtype=torch.float64)).abs().max().item()
+    rec = (torch.linalg.matrix_norm((v * w.unsqueeze(-2)) @ v.mT - x64) / norm).max().item()
+    return f"{ew:.1e} / {orth:.1e} / {rec:.1e}"
+
+
+def bench_spectra(device: str, sizes=(33, 48, 64)) -> Table:
+    """float32 accuracy of ``torch.linalg.eigh`` and of the automatic path on harder spectra."""
+    count = 500 if device == "cuda" else 50
+    table = Table(
+        f"float32 accuracy on {device}, {count} matrices per case, worst matrix: eig err / orth err / "
+        "reconstruction err against float64 LAPACK",
+        ["n", "spectrum", "auto path", "torch.linalg.eigh", "riemlearn auto"],
+    )
+    print(f"\n{table.title}")
+    for n in sizes:
+        for name, x in _spectra(n, count):
+            xc = x.to(device=device, dtype=torch.float32)
+            x64 = xc.double().cpu()  # the reference sees the float32-rounded input
+            table.add(n, name, choose_path(xc), _errors(x64, *torch.linalg.eigh(xc)),
+                      _errors(x64, *spectral.eigh(xc)))
+    return table
+
+
 def probe_chunks(device: str, sizes=(22, 32), batches=(8192, 16384, 32768, 65536, 100000, 131072)) -> Table:
     """Does one ``torch.linalg.eigh`` call succeed on ``batch × n × n``? (for CUDA_EIGH_MAX_BATCH)"""
     table = Table(f"one torch.linalg.eigh call on {device}: ok or error", ["n", "dtype", *map(str, batches)])
@@ -279,7 +329,8 @@ def main(argv=None) -> list[Table]:
     if device == "cuda":
         print(f"device: {torch.cuda.get_device_name()}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
     tables = [bench_sizes(device, sizes, args.repeat), bench_mean(device, mean, args.repeat),
-              bench_iterative(device, (1000, 64) if device == "cuda" else (100, 32), args.repeat)]
+              bench_iterative(device, (1000, 64) if device == "cuda" else (100, 32), args.repeat),
+              bench_spectra(device)]
     if known.probe_chunks:
         tables.append(probe_chunks(device))
     md = "\n".join(t.markdown() for t in tables)
