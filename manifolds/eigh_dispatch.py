@@ -23,7 +23,10 @@ of 22×22 and 32×32 in both dtypes and failed from 65536 on (``CUSOLVER_STATUS_
 or out of memory at 131072 float64); chunks of 8192 (a 4× margin) ran 100000×22×22 in 40 ms
 (float32) / 61 ms (float64). ``torch.linalg.eigh`` of 1000×64×64 took 0.81 s (float32) /
 0.75 s (float64); the torch block-Jacobi path 47 / 53 ms; the fused two-sided kernel 9.8 ms
-(float32, plain precision) and 29 ms (float64). ``CUDA_JACOBI_MIN_BATCH``,
+(float32, plain precision) and 29 ms (float64); the default fused path (one-sided float32, +
+float64 refinement for float64 input) 2.9 / 5.5 ms, and logm forward+backward 3.2 / 7.0 ms,
+with float32 errors 18-90× below cuSOLVER's float32 ``eigh`` (benchmarks/RESULTS.md).
+``CUDA_JACOBI_MIN_BATCH``,
 ``CUDA_JACOBI_MAX_N`` and ``CUDA_JACOBI_BLOCK`` are plain module constants: change them at
 start-up if your hardware differs.
 
@@ -79,10 +82,11 @@ CUDA_JACOBI_MAX_N = 512
 #: Block size of the CUDA Jacobi path; ``None``: :func:`jacobi_block` (at most 16).
 CUDA_JACOBI_BLOCK: int | None = None
 #: Mixed-precision Jacobi per input dtype (float32 sweeps, then float64 Ogita–Aishima refinement,
-#: float64 sweeps for what it leaves). Plain float32 Jacobi is 3–30× less accurate than
-#: ``torch.linalg.eigh`` at n = 64 (roundoff of its many rotations); the mixed mode matches or
-#: beats it (tests/test_eigh_engine.py). For float64 inputs it puts all sweeps in float32:
-#: 1000×64×64 on an H100 took 20 ms mixed against 29–37 ms plain (float64 sweeps).
+#: float64 sweeps for what it leaves; on the fused engine float32 input runs the one-sided
+#: float32 stage alone, which already beats ``eigh``). Plain float32 two-sided Jacobi is 3–30×
+#: less accurate than ``torch.linalg.eigh`` at n = 64 (roundoff of its many rotations); the
+#: mixed mode matches or beats it (tests/test_eigh_engine.py). For float64 inputs it puts all
+#: sweeps in float32: 1000×64×64 on an H100 took 5.5 ms mixed against 29–37 ms plain.
 JACOBI_MIXED: dict[torch.dtype, bool] = {torch.float32: True, torch.float64: True}
 
 
