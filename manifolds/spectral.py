@@ -83,16 +83,22 @@ def eigvalsh(x: Tensor) -> Tensor:
     return _dispatch.eigvalsh(x.detach())
 
 
-def _reconstruct(v: Tensor, fw: Tensor) -> Tensor:
-    return (v * fw.unsqueeze(-2)) @ v.mT
+def _reconstruct(v: Tensor, fw: Tensor, spare: Tensor | None = None) -> Tensor:
+    """``V diag(fw) Vᵀ``; ``spare`` (same shape as ``v``, optional) takes ``V diag(fw)``."""
+    vf = v * fw.unsqueeze(-2) if spare is None else torch.mul(v, fw.unsqueeze(-2), out=spare)
+    return vf @ v.mT
 
 
-def _half_sandwich(v: Tensor, k: Tensor) -> Tensor:
-    """``V K Vᵀ / 2`` with the ½ folded into the last GEMM (``baddbmm`` alpha)."""
+def _half_sandwich(v: Tensor, k: Tensor, spare: Tensor | None = None) -> Tensor:
+    """``V K Vᵀ / 2`` with the ½ folded into the last GEMM (``baddbmm`` alpha).
+
+    ``k`` is overwritten by the result; ``spare`` (same shape, optional) takes ``V K``.
+    """
     n = v.shape[-1]
     b = math.prod(v.shape[:-2])
-    vk = (v @ k).reshape(b, n, n)
-    out = torch.baddbmm(vk.new_zeros(()), vk, v.mT.reshape(b, n, n), beta=0.0, alpha=0.5)
+    vk = torch.matmul(v, k) if spare is None else torch.matmul(v, k, out=spare)
+    out = k.reshape(b, n, n)
+    torch.baddbmm(out, vk.reshape(b, n, n), v.mT.reshape(b, n, n), beta=0.0, alpha=0.5, out=out)
     return out.reshape(v.shape)
 
 
@@ -104,22 +110,33 @@ def _loewner_apply(v: Tensor, loewner: Sequence[Tensor], grads: Sequence[Tensor 
     the final GEMM, so each gradient costs four GEMMs and two elementwise passes.
     """
     acc: Tensor | None = None
+    spare: Tensor | None = None  # full-size buffers are reused: fresh ones cost page faults
     for f1, g in zip(loewner, grads, strict=True):
         if g is None:
             continue
-        h = v.mT @ g.to(v.dtype) @ v
-        term = (h + h.mT).mul_(f1)
-        acc = term if acc is None else acc.add_(term)
+        t = torch.matmul(v.mT, g.to(v.dtype))
+        h = torch.matmul(t, v) if spare is None else torch.matmul(t, v, out=spare)
+        term = torch.add(h, h.mT, out=t).mul_(f1)
+        if acc is None:
+            acc, spare = term, h
+        else:
+            acc.add_(term)
+            spare = h
     if acc is None:
         return torch.zeros_like(v)
-    return _half_sandwich(v, acc)
+    return _half_sandwich(v, acc, spare)
 
 
-def _eigh_sym(x: Tensor, compute_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """``eigh(sym(x))`` in ``compute_dtype``: the ½ of ``sym`` is applied to the eigenvalues."""
+def _eigh_sym(x: Tensor, compute_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """``eigh(sym(x))`` in ``compute_dtype``: the ½ of ``sym`` is applied to the eigenvalues.
+
+    Also returns the buffer that held ``X + Xᵀ``, free for reuse (fresh large CPU buffers cost
+    page faults, as much as an elementwise pass at n = 32).
+    """
     xd = x.detach().to(compute_dtype)
-    w, v = eigh(xd + xd.mT)
-    return w * 0.5, v
+    s = xd + xd.mT
+    w, v = eigh(s)
+    return w * 0.5, v, s
 
 
 class _SpectralFunctions(torch.autograd.Function):
@@ -127,8 +144,8 @@ class _SpectralFunctions(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, fns: tuple[SpectralFn, ...], compute_dtype: Any) -> Any:
-        w, v = _eigh_sym(x, compute_dtype)
-        outs = tuple(_reconstruct(v, fn.value(w)).to(x.dtype) for fn in fns)
+        w, v, spare = _eigh_sym(x, compute_dtype)
+        outs = tuple(_reconstruct(v, fn.value(w), spare).to(x.dtype) for fn in fns)
         ctx.set_materialize_grads(False)  # unused outputs cost nothing in backward
         ctx.fns = fns
         ctx.in_dtype = x.dtype

@@ -140,18 +140,21 @@ class Log(SpectralFn):
         # the limit g(1) = 1, i.e. f[a, a] = 1/a. For ascending w, u is monotone away from the
         # diagonal, so on CPU an O(n) look at the first off-diagonal tells whether anything
         # but the diagonal needs it (elsewhere the full-size fix avoids a host sync).
+        # Two full-size buffers, reused (fresh large CPU allocations cost page faults, as much
+        # as the arithmetic at n = 32): ``m`` holds 1/lo, then log u, then the result.
         ra, rb = _pairs(torch.reciprocal(w))
-        m = torch.maximum(ra, rb)  # 1/lo
         a, b = _pairs(w)
+        m = torch.maximum(ra, rb)  # 1/lo
         u = torch.maximum(a, b).mul_(m)
-        q = torch.log(u)
-        q.div_(u.sub_(1.0))
+        q = torch.log(u, out=m)
+        u.sub_(1.0)
+        q.div_(u)
         n = w.shape[-1]
         if w.device.type == "cpu" and (n < 2 or not bool((u.diagonal(1, -2, -1) == 0).any())):
             q.diagonal(0, -2, -1).fill_(1.0)
         else:
             q.nan_to_num_(nan=1.0)
-        return q.mul_(m)
+        return q.mul_(torch.maximum(ra, rb, out=u))
 
 
 class Exp(SpectralFn):
@@ -209,12 +212,11 @@ class Power(SpectralFn):
         if t == 0.5:  # (√a − √b)/(a − b) = 1/(√a + √b): exact, no ties to patch
             sa, sb = _pairs(torch.sqrt(w))
             return (sa + sb).reciprocal_()
-        if t == -0.5:  # = −1 / (√a √b (√a + √b))
-            s = torch.sqrt(w)
+        if t == -0.5:  # = −1 / (√a √b (√a + √b)); one full-size buffer
+            sa, sb = _pairs(torch.sqrt(w))
             r = torch.rsqrt(w)
-            sa, sb = _pairs(s)
             ra, rb = _pairs(r)
-            return torch.mul(-ra, rb).div_(sa + sb)
+            return torch.add(sa, sb).reciprocal_().mul_(rb).mul_(-ra)
         if t == -1.0:  # = −1/(ab)
             r = torch.reciprocal(w)
             ra, rb = _pairs(r)
