@@ -118,6 +118,20 @@ def test_jacobi_ill_conditioned_float64(gen):
         assert ((w - w_true).abs() / w_true).max() < 1e-8
 
 
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+def test_jacobi_extreme_scales(gen, scale):
+    # float32 Frobenius norms and squares over/underflow at 1e±30 (14 % eigenvalue errors before
+    # the power-of-two balancing); results must keep the accuracy of a unit-scale matrix
+    x = _from_spectrum(torch.linspace(1.0, 3.0, 10, dtype=F64), gen) * scale
+    for dtype, lim in ((F32, 1e-5), (F64, 1e-13)):
+        for mixed in (False, True):
+            xx = x.to(dtype)
+            w, v = eigh_jacobi(xx, mixed=mixed)
+            ew, rec, orth = _errors(xx, w, v)
+            assert ew < lim and rec < 10 * lim and orth < 10 * lim, (dtype, mixed, ew, rec, orth)
+            assert torch.isfinite(w).all()
+
+
 @pytest.mark.parametrize("block", [1, 2])
 def test_jacobi_repeated_eigenvalues(gen, block):
     n = 6

@@ -72,6 +72,11 @@ _SCRIPT = textwrap.dedent(
         out[name + "_mixed64"] = errors(x, *eigh_jacobi(x, engine="triton", mixed=True))
         out[name + "_mixed32"] = errors(x.float(), *eigh_jacobi(x.float(), engine="triton", mixed=True))
         out[name + "_lapack32"] = errors(x.float(), *torch.linalg.eigh(x.float()))
+    # matrices of size 1e±30: float32 norms and Cholesky factors would over/underflow unbalanced
+    for s in (1e30, 1e-30):
+        for dt in (torch.float32, F64):
+            xs = (cases["ties12"] * s).to(dt)
+            out[f"scaled{s:g}_{dt}"] = errors(xs, *eigh_jacobi(xs, engine="triton", mixed=True))
     x32 = cases["spd16_cond1e6"].float() / 1e3
     out["f32_mixed"] = errors(x32, *eigh_jacobi(x32, engine="triton", mixed=True))
     out["f32_plain"] = errors(x32, *eigh_jacobi(x32, engine="triton", mixed=False))
@@ -128,6 +133,15 @@ def test_interpreted_mixed_onesided_path(interpreted, name):
     # multiplies the factorization's roundoff, and so the reconstruction error, by up to 2.25
     factor = 3 * 2.25 if name in ("sym7", "spd_and_sym16") else 3
     assert ew < 3e-7 and orth < 1e-6 and rec < max(1e-6, factor * rec_l)
+
+
+@needs_triton
+@pytest.mark.parametrize("scale", ["1e+30", "1e-30"])
+def test_interpreted_extreme_scales(interpreted, scale):
+    ew, rec, orth = interpreted[f"scaled{scale}_torch.float32"]
+    assert ew < 3e-7 and rec < 2e-6 and orth < 1e-6
+    ew, rec, orth = interpreted[f"scaled{scale}_torch.float64"]
+    assert ew < 1e-14 and rec < 1e-13 and orth < 1e-13
 
 
 @needs_triton
