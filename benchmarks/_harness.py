@@ -76,14 +76,21 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Common CLI: ``--threads N`` (applied here), ``--repeat R``, ``--quick``, ``--markdown PATH``."""
+def parse_args(description: str, argv: Sequence[str] | None = None,
+               device_help: str | None = None) -> argparse.Namespace:
+    """Common CLI: ``--threads N`` (applied here), ``--repeat R``, ``--quick``, ``--markdown PATH``;
+    with ``device_help``, also ``--device {cpu,cuda}`` (exits if CUDA is asked for and absent)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--repeat", type=int, default=7, help="timed repeats; the median is reported")
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (smoke test)")
     p.add_argument("--markdown", default=None, help="also write the markdown tables to this file")
+    if device_help is not None:
+        p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help=device_help)
     args = p.parse_args(argv)
+    if device_help is not None and args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available (torch "
+                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
     torch.set_num_threads(args.threads)
     if args.quick:
         args.repeat = min(args.repeat, 3)
@@ -128,3 +135,8 @@ def time_ratio(
         ratios.append((t2 - t1) / (t1 - t0))
         times.append(t2 - t1)
     return statistics.median(ratios), statistics.median(times)
+
+
+def device_label(device: str) -> str:
+    """``"GPU (<name>)"`` for CUDA, else ``"CPU"`` (table titles)."""
+    return f"GPU ({torch.cuda.get_device_name()})" if device == "cuda" else "CPU"

@@ -313,14 +313,11 @@ def probe_chunks(device: str, sizes=(22, 32), batches=(8192, 16384, 32768, 65536
 
 def main(argv=None) -> list[Table]:
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     pre.add_argument("--record", action="store_true", help="write the tables into RESULTS.md")
     pre.add_argument("--probe-chunks", action="store_true", help="also probe single-call eigh batch limits")
     known, rest = pre.parse_known_args(argv)
-    args = parse_args(__doc__.splitlines()[0], rest)
-    device = known.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device available")
+    args = parse_args(__doc__.splitlines()[0], rest, device_help="cpu, or cuda (the target)")
+    device = args.device
     sizes = CUDA_SIZES if device == "cuda" else CPU_SIZES
     mean = CUDA_MEAN if device == "cuda" else CPU_MEAN
     if args.quick:

@@ -160,14 +160,10 @@ def main(argv: list[str] | None = None) -> list[Table]:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--seeds", type=int, default=10)
     extra.add_argument("--epochs", type=int, default=10)
-    extra.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                       help="where data, models and optimizer state of both libraries live")
     ex, rest = extra.parse_known_args(argv)
-    args = parse_args(__doc__.splitlines()[0], rest)
-    device = ex.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available (torch "
-                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
+    args = parse_args(__doc__.splitlines()[0], rest,
+                      device_help="where data, models and optimizer state of both libraries live")
+    device = args.device
     seeds = min(2, ex.seeds) if args.quick else ex.seeds
     epochs = min(2, ex.epochs) if args.quick else ex.epochs
     warnings.filterwarnings("ignore")

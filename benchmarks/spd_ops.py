@@ -30,7 +30,6 @@ Run: ``python benchmarks/run.py spd_ops --threads 1`` (or this file directly); o
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import warnings
@@ -39,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Table, parse_args, time_ratio, timeit  # noqa: E402
+from _harness import Table, device_label, parse_args, time_ratio, timeit  # noqa: E402
 from riemlearn.manifolds import spd as spd_module  # noqa: E402
 from riemlearn.manifolds.spd_bures_wasserstein import BuresWasserstein  # noqa: E402
 
@@ -111,10 +110,6 @@ def _ops(peer, geo, x, y, ref, v, u_ref, xn, yn, refn, un):
     }
 
 
-def _device_label(device: str) -> str:
-    return f"GPU ({torch.cuda.get_device_name()})" if device == "cuda" else "CPU"
-
-
 def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: int = 22) -> Table:
     batch = 128 if quick else 1024
     x, y, ref, v = _data(batch, n, dtype)  # made on CPU (same values on every device)
@@ -125,7 +120,7 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: 
             "ratio vs geoopt"]
     if f32:
         cols += ["riemlearn f32-compute ms", "f32-compute ratio vs pyriemann"]
-    where = (f"riemlearn and geoopt on {_device_label(device)}, pyriemann on CPU" if device == "cuda"
+    where = (f"riemlearn and geoopt on {device_label(device)}, pyriemann on CPU" if device == "cuda"
              else "CPU")
     title = f"SPD operations, {batch}×{n}×{n} {str(dtype).replace('torch.', '')}, {where}"
     table = Table(title, cols)
@@ -168,18 +163,12 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: 
 
 
 def main(argv=None) -> list[Table]:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                     help="where riemlearn's and geoopt's tensors live (pyriemann: CPU always)")
-    known, rest = pre.parse_known_args(argv)
-    args = parse_args(__doc__.splitlines()[0], rest)
-    device = known.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available (torch "
-                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
+    args = parse_args(__doc__.splitlines()[0], argv,
+                      device_help="where riemlearn's and geoopt's tensors live (pyriemann: CPU always)")
+    device = args.device
     sizes = (22, 64) if device == "cuda" else (22,)
     if device == "cuda":
-        print(f"device: {_device_label(device)}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
+        print(f"device: {device_label(device)}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
     tables = [bench(dt, args.repeat, args.quick, device, n) for n in sizes
               for dt in (torch.float64, torch.float32)]
     if args.markdown:

@@ -26,7 +26,6 @@ machine ``python benchmarks/stats_mean.py --device cuda --repeat 3 [--markdown P
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Table, parse_args, time_ratio  # noqa: E402
+from _harness import Table, device_label, parse_args, time_ratio  # noqa: E402
 from riemlearn.manifolds import SPD, AffineInvariant  # noqa: E402
 from riemlearn.manifolds.spectral import expm, invsqrtm, logm, sym  # noqa: E402
 from riemlearn.stats.frechet_mean import frechet_mean  # noqa: E402
@@ -64,27 +63,17 @@ def grad_norm(mean: torch.Tensor, x: torch.Tensor) -> float:
     return float(logm(h @ x @ h).mean(0).norm())
 
 
-def _device_label(device: str) -> str:
-    return f"GPU ({torch.cuda.get_device_name()})" if device == "cuda" else "CPU"
-
-
 def main(argv: list[str] | None = None) -> list[Table]:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                     help="where riemlearn's frechet_mean runs (pyriemann: CPU always)")
-    known, rest = pre.parse_known_args(argv)
-    args = parse_args(__doc__.splitlines()[0], rest)
-    device = known.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available (torch "
-                         f"{torch.__version__}); run on a GPU machine or use --device cpu")
+    args = parse_args(__doc__.splitlines()[0], argv,
+                      device_help="where riemlearn's frechet_mean runs (pyriemann: CPU always)")
+    device = args.device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pyriemann.geometry.mean as pgm
         import pyriemann.utils.mean as pm
     sizes = (22,) if args.quick else (22, 64)
     n_pts = 200 if args.quick else 1000
-    where = f"riemlearn on {_device_label(device)}, pyriemann on CPU"
+    where = f"riemlearn on {device_label(device)}, pyriemann on CPU"
     f32_note = " (float32 rows: float32 default tol)" if device == "cuda" else ""
     table = Table(
         f"Affine-invariant Fréchet mean, N={n_pts}, tol {TOL:g}{f32_note}, "
