@@ -199,17 +199,24 @@ class RiemannianBatchNorm(nn.Module):
             rm.copy_(target if m >= 1.0 else self._geodesic(rm, target, m))
             rv.mul_(1.0 - m).add_(m * var.detach().to(rv.dtype))
 
-    def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
-        """Normalize grouped points ``(C, N, n, n)`` with the running buffers ``rm, rv, nbt``."""
+    def _step_mean(self, xg: Tensor, rm: Tensor, nbt: Tensor) -> tuple[Tensor, bool]:
+        """``(mean, is_batch_mean)``: in training (or without running statistics) the Fréchet
+        mean of the batch, warm-started from the running mean once there is one; else the
+        running mean."""
         if self.training or not self.track_running_stats:
             init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
-            mean = self._batch_mean(xg, init)
-            v = self._center(xg, mean)
+            return self._batch_mean(xg, init), True
+        return rm.to(xg.dtype), False
+
+    def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
+        """Normalize grouped points ``(C, N, n, n)`` with the running buffers ``rm, rv, nbt``."""
+        mean, batch = self._step_mean(xg, rm, nbt)
+        v = self._center(xg, mean)
+        if batch:
             var = self._sqnorm(v).mean(-1)
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, rm, rv, nbt)
         else:
-            v = self._center(xg, rm.to(xg.dtype))
             var = rv.to(xg.dtype)
         if self.dispersion:
             factor = self.scale.to(xg.dtype) / torch.sqrt(var + self.eps)

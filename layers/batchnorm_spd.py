@@ -85,12 +85,7 @@ class SPDBatchNorm(RiemannianBatchNorm):
     def _forward_grouped(self, xg: Tensor, rm: Tensor, rv: Tensor, nbt: Tensor) -> Tensor:
         # Same maths as the generic centre → scale → bias, with one eigendecomposition of the
         # centred points instead of two (logm then expm), see _dispersion_power.
-        batch = self.training or not self.track_running_stats
-        if batch:
-            init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
-            mean = self._batch_mean(xg, init)
-        else:
-            mean = rm.to(xg.dtype)
+        mean, batch = self._step_mean(xg, rm, nbt)
         z = _cong(invsqrtm(mean), xg)
         if self.dispersion:
             fixed = None if batch else rv.to(xg.dtype)

@@ -123,12 +123,7 @@ class LieBatchNorm(RiemannianBatchNorm):
             return super()._forward_grouped(xg, rm, rv, nbt)
         # AIM with dispersion: centre, scale and bias with one eigendecomposition of the centred
         # points (Z^f instead of expm(f logm Z)), see _dispersion_power.
-        batch = self.training or not self.track_running_stats
-        if batch:
-            init = rm.detach().to(xg.dtype, copy=True) if int(nbt) > 0 else None
-            mean = self._batch_mean(xg, init)
-        else:
-            mean = rm.to(xg.dtype)
+        mean, batch = self._step_mean(xg, rm, nbt)
         c = torch.linalg.cholesky(sym(self._pow(mean))).unsqueeze(1)
         z = torch.linalg.solve_triangular(c, self._pow(xg), upper=False)
         z = torch.linalg.solve_triangular(c, z.mT, upper=False)  # L⁻¹ P L⁻ᵀ
