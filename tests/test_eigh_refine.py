@@ -27,6 +27,21 @@ def _errors(x, w, v):
     return ew, orth, rec
 
 
+@pytest.fixture
+def refine_calls(monkeypatch) -> dict:
+    """Records the ``converged`` flags of the solver's call to ``refine_eigh``."""
+    calls: dict = {}
+    real = J.refine_eigh
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["converged"] = out[2].clone()
+        return out
+
+    monkeypatch.setattr(J, "refine_eigh", spy)
+    return calls
+
+
 def test_refinement_converges_quadratically(gen):
     x = _spd(gen)
     w0, v0 = torch.linalg.eigh(x)
@@ -59,28 +74,19 @@ def test_refinement_keeps_exact_ties_and_reports_failure(gen):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_mixed_jacobi_with_fallback_matches_lapack(gen, dtype, monkeypatch):
+def test_mixed_jacobi_with_fallback_matches_lapack(gen, dtype, refine_calls):
     n = 16
     q, _ = torch.linalg.qr(torch.randn(4, n, n, generator=gen, dtype=F64))
     x = (q * torch.logspace(0, 6, n, dtype=F64)) @ q.mT  # cond 1e6: the refinement's δ swallows
     x = (x + x.mT) / 2  # the small eigenvalues, so the float64 sweeps must finish them
-    calls = {}
-    real = J.refine_eigh
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        calls["converged"] = out[2].clone()
-        return out
-
-    monkeypatch.setattr(J, "refine_eigh", spy)
     w, v = J.eigh_jacobi(x.to(dtype), mixed=True, engine="torch")
     ew, orth, rec = _errors(x.to(dtype).double(), w.double(), v.double())
     tol = 1e-14 if dtype == F64 else 2e-7
     assert ew < tol and orth < 10 * tol and rec < 10 * tol
-    assert "converged" in calls  # the refinement ran (and the fallback repaired what it left)
+    assert "converged" in refine_calls  # the refinement ran (and the fallback repaired what it left)
 
 
-def test_mixed_jacobi_resolves_a_near_tie(gen, monkeypatch):
+def test_mixed_jacobi_resolves_a_near_tie(gen, refine_calls):
     """EEG-like spectrum (condition 1e3) with one pair 1e-4 apart (relative), which the float32
     stage cannot separate: refinement (and float64 sweeps for what it leaves) still resolve it."""
     n = 24
@@ -89,17 +95,8 @@ def test_mixed_jacobi_resolves_a_near_tie(gen, monkeypatch):
     lam[5] = lam[4] * (1 + 1e-4)
     x = (q * lam) @ q.mT
     x = (x + x.mT) / 2
-    seen = {}
-    real = J.refine_eigh
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        seen["converged"] = out[2].clone()
-        return out
-
-    monkeypatch.setattr(J, "refine_eigh", spy)
     w, v = J.eigh_jacobi(x, mixed=True, engine="torch")
-    assert "converged" in seen
+    assert "converged" in refine_calls
     ew, orth, rec = _errors(x, w, v)
     assert ew < 1e-14 and orth < 1e-13 and rec < 1e-13
     gap = (w[:, 5] - w[:, 4]) / lam[4]  # the planted near-tie is resolved
