@@ -2,7 +2,9 @@
 
 Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and batch:
 
-* CPU (and any non-CUDA device): ``torch.linalg.eigh`` (LAPACK), unchanged.
+* CPU: ``torch.linalg.eigh`` (LAPACK) with the batch cut into one chunk per intra-op thread
+  (:mod:`riemlearn.manifolds.eigh_cpu_threads`; bit-identical results, ~1.9× faster on 2
+  cores for 1024×32×32). Other non-CUDA devices: ``torch.linalg.eigh``.
 * CUDA, ``n <= CUDA_TORCH_MAX_N`` (32): ``torch.linalg.eigh`` — cuSOLVER's batched Jacobi
   path, the fastest there is (1000×22×22 in 0.5 ms on an H100) — cut into chunks of at most
   ``CUDA_EIGH_MAX_BATCH[dtype]`` matrices, because one call on a very large batch fails.
@@ -48,6 +50,7 @@ import torch
 from torch import Tensor
 
 from . import eigh_triton
+from .eigh_cpu_threads import eigh_cpu, eigvalsh_cpu
 from .eigh_jacobi import ENGINES, eigh_jacobi, eigvalsh_jacobi
 
 __all__ = [
@@ -277,8 +280,8 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
     """
     x = x.detach()
     cfg = _CONFIG.get()
-    if cfg is _DEFAULT and x.device.type == "cpu":  # fast path: the CPU default is unchanged
-        return torch.linalg.eigh(x)
+    if cfg is _DEFAULT and x.device.type == "cpu":  # LAPACK, the batch split over threads
+        return eigh_cpu(x)
     if choose_path(x) == "jacobi":
         return eigh_jacobi(x, **_jacobi_kwargs(x, cfg))
     w, v = _torch_eigh(x, _chunk_limit(x, cfg), True)
@@ -291,7 +294,7 @@ def eigvalsh(x: Tensor) -> Tensor:
     x = x.detach()
     cfg = _CONFIG.get()
     if cfg is _DEFAULT and x.device.type == "cpu":
-        return torch.linalg.eigvalsh(x)
+        return eigvalsh_cpu(x)
     if choose_path(x) == "jacobi":
         return eigvalsh_jacobi(x, **_jacobi_kwargs(x, cfg))
     return _torch_eigh(x, _chunk_limit(x, cfg), False)[0]

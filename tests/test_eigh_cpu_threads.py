@@ -1,0 +1,106 @@
+"""The CPU eigendecomposition split over threads (manifolds/eigh_cpu_threads.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from riemlearn.manifolds import eigh_cpu_threads as ect
+from riemlearn.manifolds.spectral import eigh, eigvalsh, logm
+
+pytestmark = pytest.mark.skipif(not ect.available(), reason="no MKL/OpenMP per-thread switch")
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _spd(gen, shape, n, dtype):
+    a = torch.randn(*shape, n, n, generator=gen, dtype=torch.float64)
+    return (a @ a.mT + n * torch.eye(n, dtype=torch.float64)).to(dtype)
+
+
+def _single_threaded(fn, *args):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,n", [((700,), 22), ((3, 150), 32), ((5,), 93)])
+def test_bit_identical_to_single_threaded_lapack(two_threads, gen, dtype, shape, n):
+    x = _spd(gen, shape, n, dtype)
+    b = x.numel() // (n * n)
+    assert ect.cpu_chunks(b, n) == 2  # the split really happens
+    w, v = ect.eigh_cpu(x)
+    w0, v0 = _single_threaded(torch.linalg.eigh, x)
+    assert torch.equal(w, w0) and torch.equal(v, v0)
+    assert v.stride() == v0.stride()  # LAPACK's column-major layout, as torch returns it
+    assert torch.equal(ect.eigvalsh_cpu(x), _single_threaded(torch.linalg.eigvalsh, x))
+
+
+def test_dispatch_uses_it_and_functions_agree(two_threads, gen):
+    x = _spd(gen, (600,), 24, torch.float64)
+    w, v = eigh(x)
+    w0, v0 = _single_threaded(torch.linalg.eigh, x)
+    assert torch.equal(w, w0) and torch.equal(v, v0)
+    assert torch.equal(eigvalsh(x), _single_threaded(torch.linalg.eigvalsh, x))
+    assert torch.equal(logm(x), _single_threaded(logm, x))
+
+
+def test_small_batches_and_one_thread_stay_serial(two_threads):
+    assert ect.cpu_chunks(30, 16) == 1  # 123k n³ units: not worth a thread
+    assert ect.cpu_chunks(1, 512) == 1
+    torch.set_num_threads(1)
+    assert ect.cpu_chunks(1024, 32) == 1
+
+
+def test_settings_of_the_calling_thread_are_restored(two_threads, gen):
+    x = _spd(gen, (800,), 32, torch.float64)
+    ect.eigh_cpu(x)
+    # torch reads this thread's OpenMP setting, which the call lowers to 1 and restores
+    assert torch.get_num_threads() == 2
+
+
+def test_expanded_and_noncontiguous_input(two_threads):
+    lam = torch.arange(1.0, 9.0, dtype=torch.float64)
+    x = torch.diag(lam).expand(3000, 8, 8)  # stride 0 over the batch
+    assert ect.cpu_chunks(3000, 8) == 2
+    w, _ = ect.eigh_cpu(x)
+    assert torch.equal(w, lam.expand(3000, 8))
+    y = torch.randn(32, 32, 900, dtype=torch.float64).permute(2, 0, 1)
+    y = y + y.mT
+    assert torch.equal(ect.eigh_cpu(y)[0], _single_threaded(torch.linalg.eigh, y)[0])
+
+
+def test_failure_reports_torchs_error_with_the_global_index(two_threads, gen):
+    x = _spd(gen, (800,), 20, torch.float64)
+    x[700, 0, 0] = float("nan")  # in the second chunk
+    with pytest.raises(RuntimeError, match="Batch element 700"):
+        ect.eigh_cpu(x)
+    with pytest.raises(RuntimeError, match="Batch element 700"):
+        _single_threaded(torch.linalg.eigh, x)
+
+
+def test_concurrent_callers_get_their_own_results(two_threads, gen):
+    xs = [_spd(gen, (500,), 20, torch.float64) * (i + 1) for i in range(3)]
+    out: dict[int, torch.Tensor] = {}
+
+    def run(i):
+        out[i] = ect.eigh_cpu(xs[i])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(3):
+        assert torch.equal(out[i], _single_threaded(torch.linalg.eigh, xs[i])[0])
