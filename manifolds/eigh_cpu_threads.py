@@ -1,177 +1,146 @@
-"""Batched CPU eigendecomposition split over torch's intra-op threads.
+"""Batched CPU eigendecomposition split over torch's intra-op (OpenMP) threads.
 
 ``torch.linalg.eigh`` on the CPU walks a batch one matrix after the other: LAPACK's ``syevd``
 runs on each small matrix in turn, and the intra-op threads only help *inside* one matrix,
 which does not pay at the sizes of this field (measured on a 2-core Xeon, torch 2.13 + MKL:
-1024×32×32 float64 takes ~70 ms with 1 thread and with 2). Here the batch is cut into one
-chunk per thread; each chunk is decomposed by the same LAPACK routine with MKL limited to one
-thread *for the calling thread only* (``mkl_set_num_threads_local``, thread-local: no global
-torch/MKL setting is touched; the calling thread's own settings are lowered to one thread
-for the duration of the call and restored). On 2 cores this runs 1024×32×32 float64 in ~35 ms. Results are
-bit-identical to single-threaded ``torch.linalg.eigh``: every matrix is decomposed by the same
-routine, only the thread that does it changes (multithreaded MKL may round differently for
-larger ``n``).
+1024×32×32 float64 takes ~70 ms with 1 thread and with 2). Here the batch is dealt out in
+pieces to the threads of torch's own OpenMP team: an OpenMP parallel region is opened
+through the runtime's ``GOMP_parallel`` entry point (what ``#pragma omp parallel`` compiles
+to; libgomp and LLVM's libomp both provide it) with a Python callback as its body, and every
+thread of the team takes pieces from a shared counter and decomposes them with
+``torch.linalg.eigh`` (which releases the GIL). Inside the region torch's ``parallel_for`` and
+MKL run single-threaded, as they do in any nested region. On 2 cores: 1024×32×32 float64
+in ~36 ms, 288×22×22 in ~5.8 ms (10.6 serial), 30×16×16 in 0.34 ms (0.47).
 
-Why MKL must be single-threaded per chunk: a second thread that calls MKL with its own
-OpenMP team makes the teams compete for the cores, and one ``eigh`` of 1024×32×32 then takes
-~170 ms instead of 70. Where the thread-local switch is not available (a torch build without
-MKL), or with one intra-op thread, or for small batches, the plain serial call runs.
+Why torch's own team and not extra Python threads: after any parallel op, the team's helper
+threads busy-wait for the next region (libgomp spins for milliseconds), so an extra thread
+would fight a spinning helper for the core (measured: 288×22×22 split over a Python thread
+took 8-11 ms right after a parallel op, against 5.8 here); here the spinning helper is the
+thread that does the work.
 
-The number of threads is ``torch.get_num_threads()``: ``torch.set_num_threads(1)`` turns
-the split off. The calling thread decomposes the first chunk itself and short-lived threads
-the others (~0.1 ms to start). Not a persistent pool: a live thread that has used OpenMP
-stays counted by libgomp, which then throttles every team's spin-wait (more managed threads
-than cores), and the caller's own multithreaded MKL calls slow down 2.4× afterwards
-(1024×32×32 ``eigh`` with 2 threads: 70 → 170 ms, measured); a thread that has exited
-leaves nothing behind.
+Results are those of ``torch.linalg.eigh`` run single-threaded: each matrix is decomposed by
+the same LAPACK routine, only the thread that does it changes (bit-identical up to n = 64 in
+tests; from n ≈ 80 on, MKL inside a parallel region takes a differently blocked path that
+differs by a few ulp). The number of
+threads is ``torch.get_num_threads()`` (``torch.set_num_threads(1)`` turns the split off);
+without an OpenMP runtime that exports ``GOMP_parallel`` (e.g. a torch build with a
+different parallel backend), or for small batches, the plain call runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
-import threading
 
 import torch
 from torch import Tensor
 
-__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_chunks", "MIN_CHUNK_WORK", "available"]
+__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PIECE_WORK", "PIECES_PER_THREAD",
+           "available"]
 
-#: Least work per chunk, in units of ``n³`` summed over the chunk's matrices (~1-2 ms of
-#: LAPACK time at n = 22-32): below it starting a thread (0.1-0.3 ms) costs more than it
-#: saves. Measured, 2-core Xeon, 2 threads, float64: 30×16×16 (123k) and 4×64×64 (1M) lose
-#: 5-30 % when split; 288×22×22 (3.1M) gains 1.8×, 30×93×93 1.7×, 1024×32×32 2.0×.
-MIN_CHUNK_WORK = 600_000
+#: Least total work, in ``n³`` units summed over the batch, for the split: below it opening
+#: the region (~50 µs with the Python callbacks) costs more than it saves. Measured (2-core
+#: Xeon, float64): 30×16×16 (123k) 0.47 → 0.34 ms; 4×64×64 split into 4 pieces loses.
+MIN_WORK = 100_000
+#: Work per piece (n³ units, ~0.2-0.5 ms of LAPACK), at most ``PIECES_PER_THREAD`` pieces per
+#: thread: pieces are taken from a shared counter, so a thread that is slow to join (another
+#: process on its core) takes fewer of them; few pieces keep the GIL hand-offs between the
+#: threads' Python loops rare (512 pieces of 1024×32×32 cost 43 ms against 36 for 16).
+PIECE_WORK = 100_000
+PIECES_PER_THREAD = 8
+
+_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
-
-def _find_mkl_local():
-    """MKL's ``MKL_Set_Num_Threads_Local`` (linked into torch), or ``None``.
-
-    The lower-case ``mkl_set_num_threads_local`` symbol is the Fortran entry (argument by
-    reference); the C macro of that name maps to this by-value function.
-    """
-    if not torch.backends.mkl.is_available():
-        return None
+def _openmp_runtime_paths() -> list[str]:
+    """Paths of the OpenMP runtime loaded in this process (Linux), then torch's bundled one."""
+    names = ("libgomp", "libiomp5", "libomp")
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                path = line.rsplit(" ", 1)[-1].strip()
+                if os.path.basename(path).startswith(names) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
     libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
-    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
-        path = os.path.join(libdir, name)
-        if not os.path.exists(path):
-            continue
-        try:
-            fn = ctypes.CDLL(path).MKL_Set_Num_Threads_Local  # the by-value C entry
-        except (OSError, AttributeError):
-            return None
-        fn.argtypes = [ctypes.c_int]
-        fn.restype = ctypes.c_int
-        return fn
-    return None
+    if os.path.isdir(libdir):
+        found += [os.path.join(libdir, f) for f in sorted(os.listdir(libdir)) if f.startswith(names)]
+    return found
 
 
-def _find_omp_set():
-    """``omp_set_num_threads`` of the OpenMP runtime torch loaded, or ``None``."""
-    if not torch.backends.openmp.is_available():
+def _find_gomp_parallel():
+    """``GOMP_parallel(fn, data, num_threads, flags)`` of torch's OpenMP runtime, or ``None``."""
+    if not torch.backends.openmp.is_available() or "OpenMP" not in torch.__config__.parallel_info():
         return None
-    libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
-    names = [n for n in sorted(os.listdir(libdir)) if n.startswith(("libgomp", "libiomp"))]
-    for name in names + ["libgomp.so.1"]:
+    for path in _openmp_runtime_paths():
         try:
-            lib = ctypes.CDLL(os.path.join(libdir, name) if name in names else name)
-            fn = lib.omp_set_num_threads
+            fn = ctypes.CDLL(path).GOMP_parallel
         except (OSError, AttributeError):
             continue
-        fn.argtypes = [ctypes.c_int]
+        fn.argtypes = [_CALLBACK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         fn.restype = None
         return fn
     return None
 
 
-_MKL_LOCAL = _find_mkl_local()
-_OMP_SET = _find_omp_set()
+_GOMP_PARALLEL = _find_gomp_parallel()
 
 
 def available() -> bool:
-    """Can batches be split over threads here (MKL's and OpenMP's per-thread switches found)?"""
-    return _MKL_LOCAL is not None and _OMP_SET is not None
+    """Can batches be split over torch's OpenMP threads here?"""
+    return _GOMP_PARALLEL is not None
 
 
-def _serial_worker() -> None:
-    """Make this (new) worker thread run MKL and OpenMP single-threaded.
-
-    torch sets a thread's OpenMP thread count lazily (to its global count) at the thread's
-    first parallel op or ``get_num_threads`` call, so that init is triggered first.
-    """
-    torch.get_num_threads()  # torch's lazy per-thread init, which would undo the setting below
-    if _OMP_SET is not None:
-        _OMP_SET(1)
-    if _MKL_LOCAL is not None:
-        _MKL_LOCAL(1)
-
-
-def cpu_chunks(batch: int, n: int) -> int:
-    """How many chunks a CPU batch of ``batch`` matrices ``n × n`` is cut into (1: serial).
+def cpu_threads_for(batch: int, n: int) -> int:
+    """How many threads a CPU batch of ``batch`` matrices ``n × n`` is split over (1: serial).
 
     Examples
     --------
-    >>> import torch
-    >>> cpu_chunks(1, 64)
+    >>> cpu_threads_for(1, 64)
     1
     """
     threads = torch.get_num_threads()
-    if _MKL_LOCAL is None or _OMP_SET is None or threads < 2 or batch < 2:
+    if _GOMP_PARALLEL is None or threads < 2 or batch < 2 or batch * n**3 < MIN_WORK:
         return 1
-    by_work = (batch * n**3) // MIN_CHUNK_WORK
-    return int(max(1, min(threads, batch, by_work)))
+    return min(threads, batch)
 
 
-def _run_chunks(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
+def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
     n = x.shape[-1]
     b = x.numel() // max(n * n, 1)
-    k = cpu_chunks(b, n) if x.dtype in (torch.float32, torch.float64) else 1
-    if k < 2 or x.requires_grad or x.device.type != "cpu":
+    ok = x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu" and not x.requires_grad
+    k = cpu_threads_for(b, n) if ok else 1
+    if k < 2:
         return None
     flat = x.reshape(b, n, n)
     w = x.new_empty(b, n)
     # eigenvectors in LAPACK's column-major layout, as torch.linalg.eigh returns them
     v = x.new_empty(b, n, n).mT if vectors else None
-    bounds = [(i * b) // k for i in range(k + 1)]
+    pieces = int(min(b, PIECES_PER_THREAD * k, max(k, -(-b * n**3 // PIECE_WORK))))
+    bounds = [(i * b) // pieces for i in range(pieces + 1)]
+    tickets = itertools.count()  # next() is atomic under the GIL
+    errors: list[BaseException] = []
 
-    def work(i: int) -> None:
-        lo, hi = bounds[i], bounds[i + 1]
-        if v is not None:
-            torch.linalg.eigh(flat[lo:hi], out=(w[lo:hi], v[lo:hi]))
-        else:
-            torch.linalg.eigvalsh(flat[lo:hi], out=w[lo:hi])
-
-    failed = threading.Event()
-
-    def guarded(i: int) -> None:
+    def body(_data) -> None:  # runs on every thread of the team, the caller's included
         try:
-            work(i)
-        except Exception:  # reported by the serial re-run below, with its batch index
-            failed.set()
+            while (i := next(tickets)) < pieces:
+                lo, hi = bounds[i], bounds[i + 1]
+                if v is not None:
+                    torch.linalg.eigh(flat[lo:hi], out=(w[lo:hi], v[lo:hi]))
+                else:
+                    torch.linalg.eigvalsh(flat[lo:hi], out=w[lo:hi])
+        except BaseException as exc:  # nothing may escape a C callback
+            errors.append(exc)
 
-    def worker(i: int) -> None:
-        _serial_worker()
-        guarded(i)
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(1, k)]
-    for t in threads:
-        t.start()
-    assert _MKL_LOCAL is not None and _OMP_SET is not None
-    # This thread single-threaded too while the workers run (its OpenMP helper thread would
-    # compete with them for the cores); its own settings are restored below.
-    omp_before = torch.get_num_threads()
-    mkl_before = _MKL_LOCAL(1)
-    _OMP_SET(1)
-    try:
-        guarded(0)
-    finally:
-        _OMP_SET(omp_before)
-        _MKL_LOCAL(mkl_before)
-        for t in threads:
-            t.join()
-    if failed.is_set():
+    callback = _CALLBACK(body)  # kept alive by this frame until the region has ended
+    assert _GOMP_PARALLEL is not None
+    _GOMP_PARALLEL(callback, None, k, 0)  # returns when every thread of the team is done
+    if errors:
+        if not isinstance(errors[0], Exception):
+            raise errors[0]  # KeyboardInterrupt and the like
         return None  # the caller's serial call raises torch's own error for the whole batch
     w = w.reshape(x.shape[:-1])
     return w, (v.reshape(x.shape) if v is not None else None)
@@ -183,12 +152,12 @@ def eigh_cpu(x: Tensor) -> tuple[Tensor, Tensor]:
     Examples
     --------
     >>> import torch
-    >>> x = torch.eye(3, dtype=torch.float64).expand(200, 3, 3) * 2.0
+    >>> x = torch.eye(3, dtype=torch.float64).expand(20000, 3, 3) * 2.0
     >>> w, v = eigh_cpu(x)
     >>> bool((w == 2.0).all()), tuple(v.shape)
-    (True, (200, 3, 3))
+    (True, (20000, 3, 3))
     """
-    out = _run_chunks(x, True)
+    out = _run_split(x, True)
     if out is None:
         return torch.linalg.eigh(x)
     w, v = out
@@ -198,5 +167,5 @@ def eigh_cpu(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def eigvalsh_cpu(x: Tensor) -> Tensor:
     """``torch.linalg.eigvalsh(x)`` for CPU ``(*batch, n, n)``, the batch split over threads."""
-    out = _run_chunks(x, False)
+    out = _run_split(x, False)
     return torch.linalg.eigvalsh(x) if out is None else out[0]
