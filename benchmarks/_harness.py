@@ -115,24 +115,34 @@ def machine_description() -> str:
 
 
 def time_ratio(
-    fn: Callable[[], Any], ref: Callable[[], Any], *, repeat: int = 7, warmup: int = 2
+    fn: Callable[[], Any], ref: Callable[[], Any], *, repeat: int = 7, warmup: int = 2,
+    settle: float | None = None,
 ) -> tuple[float, float]:
     """Median of paired ratios ``time(fn) / time(ref)``, and the median ``fn`` time in seconds.
 
-    ``ref`` and ``fn`` are timed back to back in every repeat, so a load spike from other
-    processes hits both and largely cancels in the ratio.
+    ``ref`` and ``fn`` are timed one after the other in every repeat, so a load spike from other
+    processes hits both and largely cancels in the ratio. With more than one thread, each call
+    is preceded by a pause of ``settle`` seconds (default 0.15, untimed): thread pools
+    busy-wait after they finish (numpy's OpenBLAS for ~0.1 s, torch's OpenMP for
+    milliseconds) and would otherwise hold a core while the other side runs — measured: a
+    riemlearn Fréchet mean timed right after pyriemann's took 142 ms instead of 82 ms.
     """
+    if settle is None:
+        settle = 0.15 if torch.get_num_threads() > 1 else 0.0
     for _ in range(warmup):
         ref()
         fn()
     ratios, times = [], []
     for _ in range(repeat):
+        time.sleep(settle)
         t0 = time.perf_counter()
         ref()
+        t_ref = time.perf_counter() - t0
+        time.sleep(settle)
         t1 = time.perf_counter()
         fn()
         t2 = time.perf_counter()
-        ratios.append((t2 - t1) / (t1 - t0))
+        ratios.append((t2 - t1) / t_ref)
         times.append(t2 - t1)
     return statistics.median(ratios), statistics.median(times)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -47,16 +48,19 @@ def load_revision(rev: str):
         return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, check=True, capture_output=True,
                               text=True).stdout
 
-    fns = types.ModuleType("riemlearn.manifolds._bench_spectral_fns")
-    fns.__package__ = "riemlearn.manifolds"
-    exec(compile(show("manifolds/spectral_fns.py"), f"{rev}:spectral_fns.py", "exec"), fns.__dict__)
-    sys.modules[fns.__name__] = fns
-    mod = types.ModuleType("riemlearn.manifolds._bench_spectral")
-    mod.__package__ = "riemlearn.manifolds"
+    def load(name: str, src: str) -> types.ModuleType:
+        mod = types.ModuleType(f"riemlearn.manifolds._bench_{name}")
+        mod.__package__ = "riemlearn.manifolds"
+        sys.modules[mod.__name__] = mod
+        exec(compile(src, f"{rev}:{name}.py", "exec"), mod.__dict__)
+        return mod
+
+    load("spectral_fns", show("manifolds/spectral_fns.py"))
+    load("eigh_dispatch", show("manifolds/eigh_dispatch.py"))  # the eigensolver path of then
     src = show("manifolds/spectral.py")
     src = src.replace("from .spectral_fns import", "from ._bench_spectral_fns import")
-    exec(compile(src, f"{rev}:spectral.py", "exec"), mod.__dict__)
-    return mod
+    src = src.replace("from . import eigh_dispatch as", "from . import _bench_eigh_dispatch as")
+    return load("spectral", src)
 
 
 def implementations(before: str | None = None):
@@ -162,6 +166,10 @@ def main(argv=None) -> list[Table]:
             ["function", "implementation", "forward", "forward+backward", "fwd+bwd ms", "non-finite grads at ties"],  # noqa: E501
         )
         print(f"\n{table.title}")
+        # riemlearn's own eigh (the dispatch: on CPU the batch split over the intra-op
+        # threads), so the spectral functions' overhead over it can be read off too
+        r_eigh, _ = time_ratio(partial(spectral.eigh, x0), partial(torch.linalg.eigh, x0), repeat=args.repeat)
+        table.add("eigh", "riemlearn (dispatch)", r_eigh, "–", "–", "–")
         for fname in ("logm", "sqrtm", "invsqrtm", "expm"):
             for iname, fns in impls.items():
                 r_fwd, r_fb, t_fb = bench_one(fns[fname], x0, g, args.repeat)

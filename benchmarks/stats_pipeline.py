@@ -102,8 +102,10 @@ def main(argv=None) -> list[Table]:
 
     libs = ("riemlearn", "pyriemann")
     all_runs: dict = {lib: [] for lib in libs}
+    settle = 0.15 if torch.get_num_threads() > 1 else 0.0  # see _harness.time_ratio
     for rep in range(args.repeat + 1):  # interleaved, so that machine load hits both alike
         for lib in libs:
+            time.sleep(settle)  # the other side's thread pools stop busy-waiting first
             out = run_pipelines(lib, *data)
             if rep:  # the first round is a warm-up
                 all_runs[lib].append(out)
