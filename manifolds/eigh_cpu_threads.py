@@ -21,10 +21,11 @@ thread that does the work.
 Results are those of ``torch.linalg.eigh`` run single-threaded: each matrix is decomposed by
 the same LAPACK routine, only the thread that does it changes (bit-identical up to n = 64 in
 tests; from n ≈ 80 on, MKL inside a parallel region takes a differently blocked path that
-differs by a few ulp). The number of
-threads is ``torch.get_num_threads()`` (``torch.set_num_threads(1)`` turns the split off);
-without an OpenMP runtime that exports ``GOMP_parallel`` (e.g. a torch build with a
-different parallel backend), or for small batches, the plain call runs.
+differs by a few ulp). The number of threads is ``torch.get_num_threads()``;
+``torch.set_num_threads(1)`` turns the split off (DataLoader workers run with one thread).
+Without an OpenMP runtime that exports ``GOMP_parallel`` (a torch build with another parallel
+backend), or for small batches, the plain call runs. Like every OpenMP op of torch, the split
+hangs in a process forked after its parent used OpenMP (a limitation of libgomp).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import threading
 
 import torch
 from torch import Tensor
@@ -121,12 +123,17 @@ def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
     v = x.new_empty(b, n, n).mT if vectors else None
     pieces = int(min(b, PIECES_PER_THREAD * k, max(k, -(-b * n**3 // PIECE_WORK))))
     bounds = [(i * b) // pieces for i in range(pieces + 1)]
-    tickets = itertools.count()  # next() is atomic under the GIL
+    tickets = itertools.count()
+    lock = threading.Lock()  # next() is atomic under the GIL; free-threaded builds have none
     errors: list[BaseException] = []
+
+    def take() -> int:
+        with lock:
+            return next(tickets)
 
     def body(_data) -> None:  # runs on every thread of the team, the caller's included
         try:
-            while (i := next(tickets)) < pieces:
+            while (i := take()) < pieces:
                 lo, hi = bounds[i], bounds[i + 1]
                 if v is not None:
                     torch.linalg.eigh(flat[lo:hi], out=(w[lo:hi], v[lo:hi]))
