@@ -110,11 +110,19 @@ def cpu_threads_for(batch: int, n: int) -> int:
     return min(threads, batch)
 
 
+def _splittable(x: Tensor) -> bool:
+    """Plain CPU float tensors only: not under autograd, not functorch-wrapped (``vmap``,
+    ``grad``: ``out=`` is not supported there, torch's own batching rule is used instead)."""
+    if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu" or x.requires_grad:
+        return False
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return not (wrapped is not None and wrapped(x))
+
+
 def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
     n = x.shape[-1]
     b = x.numel() // max(n * n, 1)
-    ok = x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu" and not x.requires_grad
-    k = cpu_threads_for(b, n) if ok else 1
+    k = cpu_threads_for(b, n) if _splittable(x) else 1
     if k < 2:
         return None
     flat = x.reshape(b, n, n)

@@ -120,3 +120,15 @@ def test_concurrent_callers_get_their_own_results(two_threads, gen):
         t.join()
     for i in range(3):
         assert torch.equal(out[i], _single_threaded(torch.linalg.eigh, xs[i])[0])
+
+
+def test_under_vmap_torchs_batching_rule_is_used(two_threads, gen):
+    x = _spd(gen, (4, 300), 12, torch.float64)
+    w = torch.func.vmap(eigvalsh)(x)
+    assert torch.allclose(w, torch.linalg.eigvalsh(x), rtol=0, atol=1e-12)
+    wv, vv = torch.func.vmap(eigh)(x)
+    assert torch.allclose(vv @ torch.diag_embed(wv) @ vv.mT, x, rtol=0, atol=1e-10)
+    seen = []
+    torch.func.vmap(lambda t: seen.append(ect._splittable(t)) or t.sum())(x)
+    assert seen == [False]  # the wrapped per-example tensor is left to torch
+    assert ect._splittable(x)  # the plain tensor itself would be split
