@@ -139,16 +139,23 @@ def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
         with lock:
             return next(tickets)
 
+    # thread-local modes of the caller (inference tensors may only be written in inference mode)
+    inference = torch.is_inference_mode_enabled()
+
     def body(_data) -> None:  # runs on every thread of the team, the caller's included
         try:
-            while (i := take()) < pieces:
-                lo, hi = bounds[i], bounds[i + 1]
-                if v is not None:
-                    torch.linalg.eigh(flat[lo:hi], out=(w[lo:hi], v[lo:hi]))
-                else:
-                    torch.linalg.eigvalsh(flat[lo:hi], out=w[lo:hi])
+            with torch.inference_mode(inference), torch.no_grad():
+                _drain()
         except BaseException as exc:  # nothing may escape a C callback
             errors.append(exc)
+
+    def _drain() -> None:
+        while (i := take()) < pieces:
+            lo, hi = bounds[i], bounds[i + 1]
+            if v is not None:
+                torch.linalg.eigh(flat[lo:hi], out=(w[lo:hi], v[lo:hi]))
+            else:
+                torch.linalg.eigvalsh(flat[lo:hi], out=w[lo:hi])
 
     callback = _CALLBACK(body)  # kept alive by this frame until the region has ended
     assert _GOMP_PARALLEL is not None

@@ -132,3 +132,13 @@ def test_under_vmap_torchs_batching_rule_is_used(two_threads, gen):
     torch.func.vmap(lambda t: seen.append(ect._splittable(t)) or t.sum())(x)
     assert seen == [False]  # the wrapped per-example tensor is left to torch
     assert ect._splittable(x)  # the plain tensor itself would be split
+
+
+def test_inside_inference_mode_the_split_still_runs(two_threads, gen):
+    x = _spd(gen, (700,), 22, torch.float64)
+    with torch.inference_mode():
+        xi = x.clone()
+        out = ect._run_split(xi, True)  # the team's threads write inference tensors too
+    assert out is not None
+    w0, v0 = _single_threaded(torch.linalg.eigh, x)
+    assert torch.equal(out[0], w0) and torch.equal(out[1], v0)
