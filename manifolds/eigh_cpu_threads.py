@@ -111,9 +111,15 @@ def cpu_threads_for(batch: int, n: int) -> int:
 
 
 def _splittable(x: Tensor) -> bool:
-    """Plain CPU float tensors only: not under autograd, not functorch-wrapped (``vmap``,
-    ``grad``: ``out=`` is not supported there, torch's own batching rule is used instead)."""
-    if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu" or x.requires_grad:
+    """Plain CPU float tensors only: not under autograd, not a subclass (fake tensors...), not
+    functorch-wrapped (``vmap``, ``grad``: ``out=`` is not supported there, torch's own batching
+    rule is used instead), and no torch function/dispatch mode active (modes are thread-local:
+    the team's other threads would run outside them)."""
+    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if x.device.type != "cpu" or x.requires_grad:
+        return False
+    if torch._C._len_torch_dispatch_stack() or torch._C._len_torch_function_stack():
         return False
     wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     return not (wrapped is not None and wrapped(x))

@@ -142,3 +142,15 @@ def test_inside_inference_mode_the_split_still_runs(two_threads, gen):
     assert out is not None
     w0, v0 = _single_threaded(torch.linalg.eigh, x)
     assert torch.equal(out[0], w0) and torch.equal(out[1], v0)
+
+
+def test_active_modes_and_subclasses_are_left_to_torch(two_threads, gen):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = _spd(gen, (700,), 22, torch.float64)
+    assert ect._splittable(x)
+    with FlopCounterMode(display=False):  # a dispatch mode sees only the calling thread
+        assert not ect._splittable(x)
+        w, _ = eigh(x)
+    assert torch.equal(w, _single_threaded(torch.linalg.eigh, x)[0])
+    assert not ect._splittable(torch.nn.Parameter(x.clone(), requires_grad=False))
