@@ -89,6 +89,10 @@ def _find_gomp_parallel():
 
 
 _GOMP_PARALLEL = _find_gomp_parallel()
+# depth of the thread-local torch dispatch / function mode stacks (private API: looked up once,
+# whatever this torch version has)
+_MODE_STACK_DEPTHS = [f for name in ("_len_torch_dispatch_stack", "_len_torch_function_stack")
+                      if (f := getattr(torch._C, name, None)) is not None]
 
 
 def available() -> bool:
@@ -119,8 +123,9 @@ def _splittable(x: Tensor) -> bool:
         return False
     if x.device.type != "cpu" or x.requires_grad:
         return False
-    if torch._C._len_torch_dispatch_stack() or torch._C._len_torch_function_stack():
-        return False
+    for depth in _MODE_STACK_DEPTHS:
+        if depth():
+            return False
     wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     return not (wrapped is not None and wrapped(x))
 
