@@ -38,13 +38,16 @@ import threading
 import torch
 from torch import Tensor
 
-__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PIECE_WORK", "PIECES_PER_THREAD",
-           "available"]
+__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PER_MATRIX", "PIECE_WORK",
+           "PIECES_PER_THREAD", "available"]
 
 #: Least total work, in ``n³`` units summed over the batch, for the split: below it opening
 #: the region (~50 µs with the Python callbacks) costs more than it saves. Measured (2-core
-#: Xeon, float64): 30×16×16 (123k) 0.47 → 0.34 ms; 4×64×64 split into 4 pieces loses.
+#: Xeon, float64, serial → split): 30×16×16 0.47 → 0.34-0.45 ms, 100×12×12 1.15 → 0.81,
+#: 16×32×32 1.08 → 0.83, 4×64×64 0.88 → 0.83; 2×64×64 (one matrix per thread) 0.42 → 0.50.
 MIN_WORK = 100_000
+#: Fixed cost of one small ``eigh`` call in ``n³`` units (~2 µs: 1000×4×4 takes 1.9 ms serially).
+PER_MATRIX = 1_000
 #: Work per piece (n³ units, ~0.2-0.5 ms of LAPACK), at most ``PIECES_PER_THREAD`` pieces per
 #: thread: pieces are taken from a shared counter, so a thread that is slow to join (another
 #: process on its core) takes fewer of them; few pieces keep the GIL hand-offs between the
@@ -109,7 +112,9 @@ def cpu_threads_for(batch: int, n: int) -> int:
     1
     """
     threads = torch.get_num_threads()
-    if _GOMP_PARALLEL is None or threads < 2 or batch < 2 or batch * n**3 < MIN_WORK:
+    if _GOMP_PARALLEL is None or threads < 2 or batch < 2 or batch * (n**3 + PER_MATRIX) < MIN_WORK:
+        return 1
+    if batch < 2 * threads and n**3 < 1_000_000:  # one small matrix per thread: no gain
         return 1
     return min(threads, batch)
 
@@ -140,7 +145,7 @@ def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
     w = x.new_empty(b, n)
     # eigenvectors in LAPACK's column-major layout, as torch.linalg.eigh returns them
     v = x.new_empty(b, n, n).mT if vectors else None
-    pieces = int(min(b, PIECES_PER_THREAD * k, max(k, -(-b * n**3 // PIECE_WORK))))
+    pieces = int(min(b, PIECES_PER_THREAD * k, max(k, -(-b * (n**3 + PER_MATRIX) // PIECE_WORK))))
     bounds = [(i * b) // pieces for i in range(pieces + 1)]
     tickets = itertools.count()
     lock = threading.Lock()  # next() is atomic under the GIL; free-threaded builds have none
