@@ -10,7 +10,7 @@ to; libgomp and LLVM's libomp both provide it) with a Python callback as its bod
 thread of the team takes pieces from a shared counter and decomposes them with
 ``torch.linalg.eigh`` (which releases the GIL). Inside the region torch's ``parallel_for`` and
 MKL run single-threaded, as they do in any nested region. On 2 cores: 1024×32×32 float64
-in ~36 ms, 288×22×22 in ~5.8 ms (10.6 serial), 30×16×16 in 0.34 ms (0.47).
+in ~35 ms (70 serial), 288×22×22 in ~5.7 ms (10.4), 100×12×12 in 0.9 ms (1.1).
 
 Why torch's own team and not extra Python threads: after any parallel op, the team's helper
 threads busy-wait for the next region (libgomp spins for milliseconds), so an extra thread
@@ -38,8 +38,8 @@ import threading
 import torch
 from torch import Tensor
 
-__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PER_MATRIX", "PIECE_WORK",
-           "PIECES_PER_THREAD", "available"]
+__all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PER_MATRIX", "LARGE_MATRIX",
+           "PIECE_WORK", "PIECES_PER_THREAD", "available"]
 
 #: Least total work, in ``n³`` units summed over the batch, for the split: below it opening
 #: the region (~50 µs with the Python callbacks) costs more than it saves. Measured (2-core
@@ -48,6 +48,9 @@ __all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PER_MATRI
 MIN_WORK = 100_000
 #: Fixed cost of one small ``eigh`` call in ``n³`` units (~2 µs: 1000×4×4 takes 1.9 ms serially).
 PER_MATRIX = 1_000
+#: From this ``n³`` on (n = 100) one matrix per thread pays (2×256×256: 9.1 → 5.9 ms); below
+#: it a batch needs two matrices per thread (2×64×64 one per thread: 0.42 → 0.50 ms).
+LARGE_MATRIX = 1_000_000
 #: Work per piece (n³ units, ~0.2-0.5 ms of LAPACK), at most ``PIECES_PER_THREAD`` pieces per
 #: thread: pieces are taken from a shared counter, so a thread that is slow to join (another
 #: process on its core) takes fewer of them; few pieces keep the GIL hand-offs between the
@@ -114,7 +117,7 @@ def cpu_threads_for(batch: int, n: int) -> int:
     threads = torch.get_num_threads()
     if _GOMP_PARALLEL is None or threads < 2 or batch < 2 or batch * (n**3 + PER_MATRIX) < MIN_WORK:
         return 1
-    if batch < 2 * threads and n**3 < 1_000_000:  # one small matrix per thread: no gain
+    if batch < 2 * threads and n**3 < LARGE_MATRIX:  # one small matrix per thread: no gain
         return 1
     return min(threads, batch)
 
@@ -177,8 +180,9 @@ def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:
     assert _GOMP_PARALLEL is not None
     _GOMP_PARALLEL(callback, None, k, 0)  # returns when every thread of the team is done
     if errors:
-        if not isinstance(errors[0], Exception):
-            raise errors[0]  # KeyboardInterrupt and the like
+        for exc in errors:
+            if not isinstance(exc, Exception):
+                raise exc  # KeyboardInterrupt and the like, from whichever thread got it
         return None  # the caller's serial call raises torch's own error for the whole batch
     w = w.reshape(x.shape[:-1])
     return w, (v.reshape(x.shape) if v is not None else None)

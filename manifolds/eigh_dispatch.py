@@ -2,9 +2,9 @@
 
 Automatic choice (``"auto"``, the default), by device, dtype, size ``n`` and batch:
 
-* CPU: ``torch.linalg.eigh`` (LAPACK) with the batch cut into one chunk per intra-op thread
-  (:mod:`riemlearn.manifolds.eigh_cpu_threads`; bit-identical results, ~1.9× faster on 2
-  cores for 1024×32×32). Other non-CUDA devices: ``torch.linalg.eigh``.
+* CPU: ``torch.linalg.eigh`` (LAPACK) with the batch dealt out in pieces to torch's OpenMP
+  threads (:mod:`riemlearn.manifolds.eigh_cpu_threads`; the results of single-threaded LAPACK,
+  2× faster on 2 cores for 1024×32×32). Other non-CUDA devices: ``torch.linalg.eigh``.
 * CUDA, ``n <= CUDA_TORCH_MAX_N`` (32): ``torch.linalg.eigh`` — cuSOLVER's batched Jacobi
   path, the fastest there is (1000×22×22 in 0.5 ms on an H100) — cut into chunks of at most
   ``CUDA_EIGH_MAX_BATCH[dtype]`` matrices, because one call on a very large batch fails.

@@ -73,6 +73,8 @@ def test_dispatch_uses_it_and_functions_agree(two_threads, gen):
 def test_small_batches_and_one_thread_stay_serial(two_threads):
     assert ect.cpu_threads_for(10, 16) == 1  # 41k n³ units: not worth opening a region
     assert ect.cpu_threads_for(1, 512) == 1
+    assert ect.cpu_threads_for(2, 64) == 1  # one small matrix per thread does not pay
+    assert ect.cpu_threads_for(2, 256) == 2  # one large one does
     torch.set_num_threads(1)
     assert ect.cpu_threads_for(1024, 32) == 1
 
