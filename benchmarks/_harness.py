@@ -114,6 +114,12 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def default_settle() -> float:
+    """Untimed pause before a timed call: 0.15 s with more than one thread, else none (see
+    :func:`time_ratio`)."""
+    return 0.15 if torch.get_num_threads() > 1 else 0.0
+
+
 def time_ratio(
     fn: Callable[[], Any], ref: Callable[[], Any], *, repeat: int = 7, warmup: int = 2,
     settle: float | None = None,
@@ -130,7 +136,7 @@ def time_ratio(
     Bures–Wasserstein exp of 1024×22×22 took 9.1 ms right after a pause, 7.5 ms warm).
     """
     if settle is None:
-        settle = 0.15 if torch.get_num_threads() > 1 else 0.0
+        settle = default_settle()
     for _ in range(warmup):
         ref()
         fn()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Table, machine_description, parse_args  # noqa: E402
+from _harness import Table, default_settle, machine_description, parse_args  # noqa: E402
 from riemlearn.stats import MDM, Covariances, TangentSpace, make_eeg  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def main(argv=None) -> list[Table]:
 
     libs = ("riemlearn", "pyriemann")
     all_runs: dict = {lib: [] for lib in libs}
-    settle = 0.15 if torch.get_num_threads() > 1 else 0.0  # see _harness.time_ratio
+    settle = default_settle()
     for rep in range(args.repeat + 1):  # interleaved, so that machine load hits both alike
         for lib in libs:
             time.sleep(settle)  # the other side's thread pools stop busy-waiting first
