@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import eigh_dispatch as _dispatch
+from .expm_polynomial import expm_sym_polynomial
 from .spectral_fns import Clamp, Custom, Exp, Log, Power, SpectralFn
 from .tolerance import tie_threshold
 
@@ -294,8 +295,32 @@ def logm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
 
 
 def expm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
-    """Matrix exponential of symmetric ``(*batch, n, n)``."""
+    """Matrix exponential of symmetric ``(*batch, n, n)``.
+
+    Without autograd the forward is a shifted, scaled Taylor polynomial (matrix products, no
+    ``eigh``; :mod:`~riemlearn.manifolds.expm_polynomial`, same accuracy); with autograd, or
+    where that does not apply, ``V diag(e^λ) Vᵀ`` from one ``eigh`` with the Daleckii–Krein
+    backward.
+    """
+    _check_square(x)
+    if _polynomial_ok(x):
+        out = expm_sym_polynomial(sym(x.to(compute_dtype or x.dtype)))
+        if out is not None:
+            return out.to(x.dtype)
     return sym_functions(x, ["exp"], compute_dtype=compute_dtype)[0]
+
+
+def _polynomial_ok(x: Tensor) -> bool:
+    """Plain eager float32/float64 tensor with no backward graph to build (the polynomial has
+    one host synchronization: not under ``vmap``, ``torch.compile`` or fake tensors)."""
+    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if x.requires_grad and torch.is_grad_enabled():
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return not (wrapped is not None and wrapped(x))
 
 
 def sqrtm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
