@@ -50,6 +50,7 @@ __all__ = [
     "whiten",
     "chol_whiten",
     "whitened_function",
+    "whitened_congruence",
     "ai_exp",
     "ai_log",
     "ai_dist",
@@ -122,6 +123,25 @@ def whitened_function(x: Tensor, y: Tensor, fn: SpectralFn) -> tuple[Tensor, Ten
     ``f`` at ``z`` (finite at repeated eigenvalues, double backward included); ``z`` itself is
     formed only as the differentiable anchor of that backward.
     """
+    c, z, w, v = _whitened_eig(x, y)
+    return c, _FromEig.apply(z, w, v, fn)
+
+
+def whitened_congruence(x: Tensor, y: Tensor, fn: SpectralFn) -> Tensor:
+    """``L f(L⁻¹ y L⁻ᵀ) Lᵀ = x^{1/2} f(x^{-1/2} y x^{-1/2}) x^{1/2}`` (see :func:`whitened_function`).
+
+    Without autograd it is ``(L V) f(w) (L V)ᵀ`` for ``z = V diag(w) Vᵀ``: two batched products
+    instead of three.
+    """
+    c, z, w, v = _whitened_eig(x, y)
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        return _congruence(c, _FromEig.apply(z, w, v, fn))
+    f = c @ v
+    return sym((f * fn.value(w).unsqueeze(-2)) @ f.mT)
+
+
+def _whitened_eig(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(L, z, w, V)``: Cholesky factor of ``x``, ``z = L⁻¹ y L⁻ᵀ`` and its eigenpairs."""
     c = torch.linalg.cholesky(sym(x))
     z = _congruence_inv(c, y)
     w, v = eigh(z)
@@ -131,7 +151,7 @@ def whitened_function(x: Tensor, y: Tensor, fn: SpectralFn) -> tuple[Tensor, Ten
         u, sv, _ = torch.linalg.svd(m)
         w = sv.square().flip(-1)  # ascending, like eigh
         v = u.flip(-1)
-    return c, _FromEig.apply(z, w, v, fn)
+    return c, z, w, v
 
 
 def _eigh_accurate(c: Tensor, w: Tensor) -> bool:
@@ -171,8 +191,7 @@ def ai_exp(x: Tensor, u: Tensor) -> Tensor:
 
 def ai_log(x: Tensor, y: Tensor) -> Tensor:
     """``Log_x(y) = x^{1/2} logm(x^{-1/2} y x^{-1/2}) x^{1/2} = L logm(L⁻¹ y L⁻ᵀ) Lᵀ``."""
-    c, lz = whitened_function(x, y, _LOG)
-    return _congruence(c, lz)
+    return whitened_congruence(x, y, _LOG)
 
 
 def ai_dist(x: Tensor, y: Tensor, alpha: float = 1.0, beta: float = 0.0) -> Tensor:
@@ -257,9 +276,8 @@ def ai_geodesic(x: Tensor, y: Tensor, t: Tensor | float) -> Tensor:
     if isinstance(t, Tensor) and t.numel() != 1:
         c, lz = whitened_function(x, y, _LOG)
         zt = expm(t * lz)
-    else:
-        c, zt = whitened_function(x, y, Power(float(t)))
-    return _congruence(c, zt)
+        return _congruence(c, zt)
+    return whitened_congruence(x, y, Power(float(t)))
 
 
 def ai_transport(x: Tensor, y: Tensor, v: Tensor) -> Tensor:

@@ -125,6 +125,21 @@ def test_ai_log_ill_conditioned_pair(gen):
             assert err < 1e-5, err  # measured ~4e-7
 
 
+@pytest.mark.parametrize("cond", [1e2, 1e12])
+def test_ai_log_untracked_and_tracked_paths_agree(gen, cond):
+    """Without autograd Log_x(y) is ``(L V) log(w) (L V)ᵀ`` (one product fewer); with autograd
+    ``L (V log(w) Vᵀ) Lᵀ`` through the Daleckii–Krein function: the same map, to rounding, on
+    both the eigh and the SVD (ill-conditioned) branches."""
+    m = SPD(5)
+    x = m.random_point(4, generator=gen, dtype=F64, cond=cond)
+    y = m.random_point(4, generator=gen, dtype=F64, cond=cond)
+    fast = AffineInvariant().log(x, y)
+    tracked = AffineInvariant().log(x, y.clone().requires_grad_(True))
+    assert tracked.grad_fn is not None
+    err = ((fast - tracked.detach()).norm(dim=(-2, -1)) / fast.norm(dim=(-2, -1))).max()
+    assert err < (1e-13 if cond < 1e3 else 1e-9), err
+
+
 def test_ai_dist_eigensolver_branch(gen, monkeypatch):
     """AI dist takes the eigenvalues of the whitened matrix (the eigensolver dispatch) when they
     are a posteriori accurate, else the singular values of L⁻¹K: agreement with the SVD for
