@@ -114,7 +114,9 @@ def lc_dist(x: Tensor, y: Tensor) -> Tensor:
     cx = _chol(x)
     cy = _chol(y)
     d = _set_diag(cx - cy, torch.log(_diag(cx) / _diag(cy)))  # ⌊L − K⌋ + log 𝔻(L)/𝔻(K)
-    return safe_sqrt(d.square().sum((-2, -1)))
+    if torch.is_grad_enabled() and d.requires_grad:
+        return safe_sqrt(d.square().sum((-2, -1)))  # zero, not NaN, gradient at x = y
+    return torch.linalg.vector_norm(d, dim=(-2, -1))  # one pass
 
 
 def _safe_norm(d: Tensor) -> Tensor:
