@@ -25,6 +25,7 @@ shortened within the representational capacity (see :mod:`riemlearn.manifolds.po
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -65,12 +66,26 @@ def _eps(ref: Tensor) -> float:
     return float(torch.finfo(ref.dtype).eps)
 
 
+@functools.cache
+def _ones_column(n: int, dtype: torch.dtype) -> Tensor:
+    return torch.ones(n, 1, dtype=dtype)
+
+
+def _rowsum(p: Tensor) -> Tensor:
+    """``p.sum(-1, keepdim=True)``; on CPU as a product with a ones column (BLAS): torch's
+    reduction over a short last dimension is slow (10000×10, 1 thread: 31 vs 60 µs float32,
+    17 vs 54 µs float64)."""
+    if p.device.type == "cpu" and p.dim() >= 2 and p.dtype in (torch.float32, torch.float64):
+        return p @ _ones_column(p.shape[-1], p.dtype)
+    return p.sum(-1, keepdim=True)
+
+
 def _sq(x: Tensor) -> Tensor:
-    return (x * x).sum(-1, keepdim=True)
+    return _rowsum(x * x)
 
 
 def _dot(x: Tensor, y: Tensor) -> Tensor:
-    return (x * y).sum(-1, keepdim=True)
+    return _rowsum(x * y)
 
 
 def _unit(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -61,12 +61,8 @@ expmap0 = mobius.expmap0
 logmap0 = mobius.logmap0
 
 
-def _sq(x: Tensor) -> Tensor:
-    return (x * x).sum(-1, keepdim=True)
-
-
-def _dot(x: Tensor, y: Tensor) -> Tensor:
-    return (x * y).sum(-1, keepdim=True)
+_sq = mobius._sq
+_dot = mobius._dot
 
 
 def arcosh1p(delta: Tensor) -> Tensor:
@@ -165,8 +161,11 @@ def transport(x: Tensor, y: Tensor, v: Tensor, c: Tensor | float) -> Tensor:
     return (ay / ax) * (v + 2 * (alpha * y + beta * b) / den)
 
 
-def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[Tensor, Tensor]:
-    """``(y, P_{x→y} m)`` with ``y = exp_x(u)``: :func:`exp` and :func:`transport` sharing work.
+def exp_transport(
+    x: Tensor, u: Tensor, m: Tensor, c: Tensor | float, scale: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """``(y, P_{x→y} m)`` with ``y = exp_x(scale · u)``: :func:`exp` and :func:`transport`
+    sharing work (``scale``, e.g. ``−lr``, is folded into the coefficients).
 
     The optimizers' step. ``A = 1 − c‖·‖²`` (nearly exact, as everywhere) is summed once
     each for ``x`` and ``y`` (seven times in ``exp`` then ``transport``); the intermediate
@@ -179,43 +178,44 @@ def exp_transport(x: Tensor, u: Tensor, m: Tensor, c: Tensor | float) -> tuple[T
     """
     x, u, m = torch.broadcast_tensors(x, u, m)
     cc = curvature(c, x)
-    sc = torch.sqrt(cc)
     e = float(torch.finfo(x.dtype).eps)
     ax = mobius._one_minus_interior(x, cc)
-    nu = safe_sqrt(_sq(u))
-    t = sc * nu / ax
-    small = t < mobius._SMALL
-    th_big = mobius._cap(torch.tanh(torch.where(small, torch.ones_like(t), t)))
-    # v = tanh(t) u / (√c ‖u‖) = coef · u
-    coef = torch.where(small, (1 - t * t / 3) / ax, th_big / (sc * nu.clamp_min(torch.finfo(x.dtype).tiny)))
-    th = torch.where(small, t * (1 - t * t / 3), th_big)
+    t = torch.sqrt((cc if scale == 1.0 else cc * (scale * scale)) * _sq(u)) / ax  # √c‖scale·u‖/A(x)
+    th = mobius._cap(torch.tanh(t))
+    # v = tanh(t) u / (√c ‖u‖) = (tanh(t)/t) u / A(x): tanh(t)/t is accurate to two roundings
+    # for every t > 0 (no series branch needed without autograd); u = 0 gives t = 0, coef = 0
+    coef = th / (t.clamp_min(torch.finfo(x.dtype).tiny) * ax)
+    if scale != 1.0:
+        coef = coef * scale
     av = (1 - th) * (1 + th)  # A(v) in closed form (1 − th exact)
     s = torch.addcmul(x, coef, u)  # x + v
     cs2 = cc * _sq(s)
-    den = ax * av + cs2
+    den = torch.addcmul(cs2, ax, av)
     # guard as mobius.keep_inside: A(y) = A(x)A(v)/D flags the rows near the boundary, the
     # plain c‖y‖² (what a naive membership check computes) gives their rescaling
     y = (s * (ax / den)).addcmul_(x, cs2 / den)  # (A(x) s + c‖s‖² x) / D
     sy = cc * _sq(y)
     bad = (ax * av <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
-    target = 1 - max(4.0, 2 * mobius._GUARD_ULPS) * e
-    y.mul_(torch.where(bad, torch.sqrt(target / sy.clamp_min(target)), torch.ones_like(sy)))
+    cpu = y.device.type == "cpu"
+    if not cpu or bool(bad.any()):  # a host read on CPU skips the (rare) rescaling pass
+        target = 1 - max(4.0, 2 * mobius._GUARD_ULPS) * e
+        y.mul_(torch.where(bad, torch.sqrt(target / sy.clamp_min(target)), torch.ones_like(sy)))
+        sy = cc * _sq(y)
     # the transport needs A(y) consistent with the stored y (the gyration cancels near the
     # boundary): the exact one, as in transport()
-    if y.device.type == "cpu" and bool((sy <= 0.5).all()):  # as mobius._one_minus_interior
+    if cpu and bool((sy <= 0.5).all()):  # as mobius._one_minus_interior
         ay = 1 - sy
     else:
         ay = mobius._one_minus(y, cc)
-    cy2 = 1 - ay
-    # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D
+    # P m = (A(y)/A(x)) gyr[y, −x] m, gyr[a, b]v = v + 2(α a + β b)/D with, for a = y, b = −x:
+    # α = c(x·m (2c x·y − 1) − c‖x‖² y·m), β = c(c‖y‖² x·m − y·m), D = A(y)A(x) + c‖y − x‖²
     yv, xv, xy = _dot(y, m), _dot(x, m), _dot(x, y)
-    cx2 = 1 - ax
-    dg = ay * ax + cc * _sq(y - x)
-    alpha = cc * (-yv * cx2 - xv - 2 * cc * xy * (-xv))
-    beta = cc * (xv * cy2 - yv)
+    dg = torch.addcmul(cc * _sq(y - x), ay, ax)
     r = ay / ax
-    k = 2 * r / dg
-    out = (m * r).addcmul_(y, k * alpha).addcmul_(x, -k * beta)
+    kc = (2 * cc) * r / dg
+    alpha = torch.addcmul(-(1 - ax) * yv, xv, 2 * cc * xy - 1)
+    beta = torch.addcmul(-yv, xv, 1 - ay)
+    out = (m * r).addcmul_(y, kc * alpha).addcmul_(x, -kc * beta)
     return y, out
 
 

@@ -46,8 +46,9 @@ def project_tangent(x: Tensor, u: Tensor) -> Tensor:
 def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
     """``qf(X + U)`` with the sign fix that makes ``R`` have a positive diagonal."""
     q, r = torch.linalg.qr(x + u)
-    # multiply columns by ±1 in place: exact, and one pass instead of a negated copy + where
-    sign = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(q.dtype)
+    # multiply columns by ±1 in place: exact, and one pass instead of a negated copy + where;
+    # sign(sign(d) + ½) maps a zero diagonal entry to +1
+    sign = torch.diagonal(r, dim1=-2, dim2=-1).sign().add_(0.5).sign_()
     return q.mul_(sign.unsqueeze(-2))
 
 

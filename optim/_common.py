@@ -50,16 +50,18 @@ def bshape(t: Tensor, ndim: int) -> tuple[int, ...]:
 
 
 def stacked(ts: list[Tensor]) -> Tensor:
-    """``torch.stack`` that avoids a copy for a single tensor."""
+    """``torch.stack`` of several tensors; a single tensor is returned as it is (no leading
+    dimension: unbatched matrices keep ``mm`` instead of a batch-of-one ``bmm``, and in-place
+    updates reach the tensor itself)."""
     if len(ts) == 1:
-        return ts[0].unsqueeze(0)
+        return ts[0]
     return torch.stack(ts)
 
 
 def write_back(targets: list[Tensor], values: Tensor) -> None:
-    """Copy the rows of a stacked tensor back into the tensors it came from."""
+    """Copy the rows of a :func:`stacked` tensor back into the tensors it came from."""
     if len(targets) == 1:
-        targets[0].copy_(values[0])
+        targets[0].copy_(values)
         return
     for t, v in zip(targets, values.unbind(0), strict=True):
         t.copy_(v)

@@ -46,25 +46,28 @@ def _ai_retract_transport(x: Tensor, u: Tensor, m: Tensor) -> tuple[Tensor, Tens
     return y, mt
 
 
-def _fused_for(manifold: Manifold, x: Tensor) -> Callable[[Tensor, Tensor, Tensor], tuple] | None:
+def _fused_for(manifold: Manifold, x: Tensor) -> Callable[..., tuple] | None:
     metric = manifold.metric
     if type(metric).__name__ == "PoincareMetric" and type(metric).retract is Metric.retract:
         from ..manifolds.poincare import exp_transport
 
         c = metric.c
-        return lambda x, u, m: exp_transport(x, u, m, c)
+        return lambda x, d, m, scale: exp_transport(x, d, m, c, scale=scale)
     if type(metric).__name__ == "AffineInvariant" and getattr(metric, "theta", None) == 1.0:
         from ..manifolds.spd_base import resolve_compute_dtype
 
         if resolve_compute_dtype(getattr(metric, "compute_dtype", None), x.dtype) == x.dtype:
-            return _ai_retract_transport
+            return lambda x, d, m, scale: _ai_retract_transport(x, d if scale == 1.0 else d * scale, m)
     return None
 
 
-def retract_transport(manifold: Manifold, x: Tensor, u: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-    """``(R_x(u), T_{x→R_x(u)}(m))`` with the metric's retraction and transport."""
+def retract_transport(manifold: Manifold, x: Tensor, d: Tensor, m: Tensor,
+                      scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """``(R_x(u), T_{x→R_x(u)}(m))`` with ``u = scale · d``, the metric's retraction and
+    transport (the Poincaré step folds ``scale`` into its coefficients: one pass fewer)."""
     fused = _fused_for(manifold, x)
     if fused is not None:
-        return fused(x, u, m)
+        return fused(x, d, m, scale)
+    u = d if scale == 1.0 else d * scale
     y = manifold.retract(x, u)
     return y, manifold.transport(x, y, m)

@@ -98,8 +98,11 @@ class RiemannianSGD(torch.optim.Optimizer):
         states = [self.state[p] for p in params]
         for s in states:
             s["step"] = s.get("step", 0) + 1
+        single = len(params) == 1
         if mom != 0:
-            if any(s.get("momentum_buffer") is None for s in states):
+            if single and states[0].get("momentum_buffer") is None:
+                buf = g  # a fresh buffer is the gradient itself, as in torch (cloned when stored)
+            elif any(s.get("momentum_buffer") is None for s in states):
                 # a fresh buffer is the gradient itself, as in torch
                 bufs = [s.get("momentum_buffer") for s in states]
                 buf = torch.stack([g[i] if b is None else b for i, b in enumerate(bufs)])
@@ -108,12 +111,13 @@ class RiemannianSGD(torch.optim.Optimizer):
                 buf = torch.where(fresh.reshape((-1,) + (1,) * (x.dim() - 1)), g, upd)
             else:
                 buf = stacked([s["momentum_buffer"] for s in states])
-                buf = buf.mul(mom).add_(g, alpha=1 - damp)
+                # g + mom·buf in one pass when there is no dampening (equal up to rounding)
+                buf = torch.add(g, buf, alpha=mom) if damp == 0 else buf.mul(mom).add_(g, alpha=1 - damp)
             d = g.add(buf, alpha=mom) if nesterov else buf
         else:
             d = g
         if mom != 0:
-            new_x, buf = retract_transport(manifold, x, d.mul(-lr), buf)
+            new_x, buf = retract_transport(manifold, x, d, buf, scale=-lr)
         else:
             new_x = manifold.retract(x, d.mul(-lr))
         every = group["stabilize"]
@@ -123,7 +127,7 @@ class RiemannianSGD(torch.optim.Optimizer):
                 buf = manifold.project_tangent(new_x, buf)
         write_back(params, new_x)
         if mom != 0:
-            for s, b in zip(states, buf.unbind(0), strict=True):
+            for s, b in zip(states, [buf] if single else buf.unbind(0), strict=True):
                 if s.get("momentum_buffer") is None:
                     s["momentum_buffer"] = b.clone()
                 else:

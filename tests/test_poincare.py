@@ -50,8 +50,9 @@ def test_scalar_and_matvec(c, gen):
     torch.testing.assert_close(M.gyro_scalar(-1.0, x, c), -x)
     # scalar associativity and distributivity r1⊙x ⊕ r2⊙x = (r1 + r2)⊙x
     torch.testing.assert_close(M.gyro_scalar(0.3, M.gyro_scalar(2.0, x, c), c), M.gyro_scalar(0.6, x, c))
-    torch.testing.assert_close(M.gyro_add(M.gyro_scalar(0.4, x, c), M.gyro_scalar(1.3, x, c), c),
-                               M.gyro_scalar(1.7, x, c))
+    torch.testing.assert_close(
+        M.gyro_add(M.gyro_scalar(0.4, x, c), M.gyro_scalar(1.3, x, c), c), M.gyro_scalar(1.7, x, c)
+    )
     # d(0, r ⊙ x) = |r| d(0, x)
     torch.testing.assert_close(P.dist0(M.gyro_scalar(1.7, x, c), c), 1.7 * P.dist0(x, c))
     # matvec: identity, scalar matrix = gyro_scalar, (AB) ⊗ x = A ⊗ (B ⊗ x), exp/log form
@@ -143,8 +144,12 @@ def test_learnable_curvature_tensor(gen):
 def test_gradients_finite_at_coincident_points(gen):
     m = PoincareBall(1.0, n=3)
     x = m.random_point(generator=gen, dtype=D).requires_grad_(True)
-    for fn in (lambda z: m.dist(z, z.detach()), lambda z: m.log(z.detach(), z).sum(),
-               lambda z: m.exp(z.detach(), z - z.detach()).sum(), lambda z: m.logmap0(z * 0).sum()):
+    for fn in (
+        lambda z: m.dist(z, z.detach()),
+        lambda z: m.log(z.detach(), z).sum(),
+        lambda z: m.exp(z.detach(), z - z.detach()).sum(),
+        lambda z: m.logmap0(z * 0).sum(),
+    ):
         (g,) = torch.autograd.grad(fn(x), x)
         assert torch.isfinite(g).all()
 
@@ -203,3 +208,46 @@ def test_against_geoopt(c, gen):
     for i, (theirs, ours) in enumerate(pairs):
         assert float((theirs - ours).abs().max()) <= 1e-10, (i, float((theirs - ours).abs().max()))
 
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("c", [1.0, 0.3])
+@pytest.mark.parametrize("where", ["interior", "boundary"])
+def test_exp_transport_matches_exp_then_transport(dtype, c, where, gen):
+    """The optimizers' fused step equals ``exp`` then ``transport`` (to rounding), for steps from
+    0 (u = 0 rows) through tiny (tanh(t)/t without a series) to large, inside and near the
+    boundary; in the interior the transported vector keeps its Riemannian norm."""
+    n = 6
+    d = torch.nn.functional.normalize(torch.randn(40, n, generator=gen, dtype=torch.float64), dim=-1)
+    if where == "interior":
+        r = 0.6 * torch.rand(40, 1, generator=gen, dtype=torch.float64)
+    else:
+        r = 1 - torch.logspace(-2, -3 if dtype == torch.float32 else -5, 40, dtype=torch.float64)[:, None]
+    x = (d * r / c**0.5).to(dtype)
+    # Riemannian step lengths from 1e-12 to 10 (u is scaled by A(x)/2 = 1/λ_x)
+    scales = (
+        torch.logspace(-12, 1, 40, dtype=torch.float64)[:, None]
+        * (1 - c * (x.double() ** 2).sum(-1, keepdim=True))
+        / 2
+    )
+    u = (
+        torch.nn.functional.normalize(torch.randn(40, n, generator=gen, dtype=torch.float64), dim=-1) * scales
+    ).to(dtype)
+    u[0] = 0
+    m = torch.randn(40, n, generator=gen, dtype=torch.float64).to(dtype)
+    y, mt = P.exp_transport(x, u, m, c)
+    y_ref = P.exp(x, u, c)
+    mt_ref = P.transport(x, y_ref, m, c)
+    e = torch.finfo(dtype).eps
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=50 * e / c**0.5)
+    ball = PoincareBall(c)
+    assert bool(ball.belongs(y).all())
+    torch.testing.assert_close(y[0], x[0], rtol=4 * e, atol=0)
+    if where == "interior":
+        torch.testing.assert_close(mt, mt_ref, rtol=1e3 * e, atol=1e3 * e)
+        n0 = ball.norm(x, m)
+        tol = 1e3 * e if dtype == torch.float32 else 1e-12
+        assert float((ball.norm(y, mt) / n0 - 1).abs().max()) < tol
+        assert float((ball.norm(y_ref, mt_ref) / n0 - 1).abs().max()) < tol
+    # near the boundary the gyration cancels and the transported norm is ill-conditioned for
+    # the fused step and exp + transport alike (~1e-6 float64 at A(x) = 1e-5, up to 20 % in
+    # float32 at A(x) = 1e-3); only the points are compared there
