@@ -24,6 +24,12 @@ CPU numpy (it has no GPU path), so "ratio vs pyriemann" is then riemlearn-GPU / 
 The CUDA run adds the 64-channel size 1024×64×64 (``spectral.eigh`` sends n > 32 on CUDA to the
 batched Jacobi solver). Table titles name the device.
 
+geomstats 2.8 (numpy backend; affine-invariant, log-Euclidean and Bures–Wasserstein dist, log,
+exp, and the first two's parallel transport) joins the table when it imports: it needs
+``numpy<2.4``, so run this file from a separate environment that has it, e.g.
+``python -m venv gs && gs/bin/pip install torch==2.13.0 "numpy<2.4" geomstats==2.8.0 pyriemann
+geoopt && gs/bin/pip install --no-deps -e . && gs/bin/python benchmarks/spd_ops.py``.
+
 Run: ``python benchmarks/run.py spd_ops --threads 1`` (or this file directly); on a GPU machine
 ``python benchmarks/spd_ops.py --device cuda [--markdown PATH]``.
 """
@@ -96,6 +102,33 @@ def _pyriemann_ops(metric_name: str):
     return {"dist": dist, "log": logm, "exp": expm}
 
 
+GEOMSTATS_METRICS = {"affine_invariant": "SPDAffineMetric", "log_euclidean": "SPDLogEuclideanMetric",
+                     "bures_wasserstein": "SPDBuresWassersteinMetric"}
+
+
+def _geomstats_ops(metric_name: str, n: int) -> dict | None:
+    """geomstats (numpy backend) calls for one metric, or ``None`` where unavailable.
+
+    geomstats 2.8 needs ``numpy<2.4``: it is measured from a separate environment (see the
+    module docstring). Its log-Cholesky metric is not measured (no closed-form SPD class in
+    2.8), nor its Bures–Wasserstein transport (a numerical scheme, like riemlearn's).
+    """
+    try:
+        import geomstats.geometry.spd_matrices as gs_spd
+    except Exception:  # noqa: BLE001 - absent, or failing to import against this numpy
+        return None
+    name = GEOMSTATS_METRICS.get(metric_name)
+    if name is None:
+        return None
+    space = gs_spd.SPDMatrices(n, equip=False)
+    space.equip_with_metric(getattr(gs_spd, name))
+    mt = space.metric
+    ops = {"dist": mt.dist, "log": lambda yn, rn: mt.log(yn, rn), "exp": lambda un, rn: mt.exp(un, rn)}
+    if metric_name != "bures_wasserstein":
+        ops["transport"] = lambda xn, yn, vn: mt.parallel_transport(vn, xn, end_point=yn)
+    return ops
+
+
 def _ops(peer, geo, x, y, ref, v, u_ref, xn, yn, refn, un):
     """op → (riemlearn call taking the metric, pyriemann call or None, geoopt call or None)."""
     return {
@@ -120,6 +153,9 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: 
             "ratio vs geoopt"]
     if f32:
         cols += ["riemlearn f32-compute ms", "f32-compute ratio vs pyriemann"]
+    with_gs = _geomstats_ops("affine_invariant", n) is not None
+    if with_gs:
+        cols += ["geomstats ms", "ratio vs geomstats", "max rel. diff vs geomstats"]
     where = (f"riemlearn and geoopt on {device_label(device)}, pyriemann on CPU" if device == "cuda"
              else "CPU")
     title = f"SPD operations, {batch}×{n}×{n} {str(dtype).replace('torch.', '')}, {where}"
@@ -137,6 +173,7 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: 
         u_ref = metric.log(ref, y) * 0.5  # a tangent vector at ref inside every metric's domain
         un = u_ref.cpu().numpy()
         ops = _ops(peer, geo, x, y, ref, v, u_ref, xn, yn, refn, un)
+        gs_ops = _geomstats_ops(mname, n) if with_gs else None
         for op, (ours, pyr, geof) in ops.items():
             if geof is not None and mname != "affine_invariant":
                 geof = None  # geoopt's SPD metric is affine-invariant only
@@ -158,8 +195,24 @@ def bench(dtype: torch.dtype, repeat: int, quick: bool, device: str = "cpu", n: 
                 t32 = timeit(fn32, repeat=rep, warmup=1)
                 r32 = time_ratio(fn32, pyr, repeat=rep, warmup=1)[0] if pyr is not None else float("nan")
                 row += [1e3 * t32, r32]
+            if with_gs:
+                row += _geomstats_cells(gs_ops, op, fn, (xn, yn, refn, un, vn), rep)
             table.add(*row)
     return table
+
+
+def _geomstats_cells(gs_ops, op, fn, arrays, rep) -> list[float]:
+    """``[ms, ratio, max relative difference]`` of geomstats' ``op`` (NaN where not measured)."""
+    nan = float("nan")
+    if gs_ops is None or op not in gs_ops:
+        return [nan, nan, nan]
+    xn, yn, refn, un, vn = arrays
+    args = {"dist": (xn, yn), "log": (yn, refn), "exp": (un, refn), "transport": (xn, yn, vn)}[op]
+    call = lambda: gs_ops[op](*args)  # noqa: E731
+    theirs = torch.as_tensor(call()).double()
+    ours = fn().detach().cpu().double()
+    diff = float((ours - theirs).abs().max() / theirs.abs().max())
+    return [1e3 * timeit(call, repeat=rep, warmup=1), time_ratio(fn, call, repeat=rep, warmup=1)[0], diff]
 
 
 def main(argv=None) -> list[Table]:
