@@ -75,7 +75,10 @@ def _rowsum(p: Tensor) -> Tensor:
     """``p.sum(-1, keepdim=True)``; on CPU as a product with a ones column (BLAS): torch's
     reduction over a short last dimension is slow (10000×10, 1 thread: 31 vs 60 µs float32,
     17 vs 54 µs float64)."""
-    if p.device.type == "cpu" and p.dim() >= 2 and p.dtype in (torch.float32, torch.float64):
+    if p.device.type == "cpu" and p.dim() >= 2 and (
+        p.dtype == torch.float64
+        or (p.dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest")
+    ):  # (a lower matmul precision could round float32 products through bfloat16)
         return p @ _ones_column(p.shape[-1], p.dtype)
     return p.sum(-1, keepdim=True)
 

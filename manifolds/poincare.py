@@ -200,7 +200,7 @@ def exp_transport(
     cpu = y.device.type == "cpu"
     # CPU: one host read; with every c‖y‖² ≤ ½ no row needs the guard (its threshold is near 1;
     # A(x)A(v) > 0 for inner x) and the plain A(y) is accurate (as mobius._one_minus_interior)
-    interior = cpu and float(sy.amax()) <= 0.5
+    interior = cpu and (sy.numel() == 0 or float(sy.amax()) <= 0.5)
     if not interior:
         bad = (ax * av <= 0) | (sy >= 1 - mobius._GUARD_ULPS * e)
         if not cpu or bool(bad.any()):

@@ -312,11 +312,15 @@ def expm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:
 
 def _polynomial_ok(x: Tensor) -> bool:
     """Plain eager float32/float64 tensor with no backward graph to build (the polynomial has
-    one host synchronization: not under ``vmap``, ``torch.compile`` or fake tensors)."""
+    one host synchronization: not under ``vmap``, ``torch.compile`` or fake tensors), and
+    float32 products at full precision (``torch.get_float32_matmul_precision() == "highest"``,
+    which also governs ``torch.backends.cuda.matmul.allow_tf32``)."""
     if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
         return False
     if x.requires_grad and torch.is_grad_enabled():
         return False
+    if x.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+        return False  # TF32 / bfloat16 products would cost the polynomial its accuracy
     if torch.compiler.is_compiling():
         return False
     wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)

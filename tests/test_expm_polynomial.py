@@ -146,3 +146,20 @@ def test_spectral_expm_compute_dtype_and_nan(gen):
             return ("error", type(exc))
 
     assert outcome(lambda: spectral.expm(bad)) == outcome(lambda: spectral.sym_functions(bad, ["exp"])[0])
+
+
+def test_float32_takes_the_eigh_route_below_highest_matmul_precision(gen, monkeypatch):
+    a = _sym_batch(gen, 4, 5, 2.0, 1.0, torch.float32)
+    calls = []
+    real = spectral.expm_sym_polynomial
+    monkeypatch.setattr(spectral, "expm_sym_polynomial", lambda x: calls.append(1) or real(x))
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # what allow_tf32 = True sets
+        out = spectral.expm(a)
+        assert calls == []
+        spectral.expm(a.double())  # float64 products are unaffected
+        assert calls == [1]
+    finally:
+        torch.set_float32_matmul_precision(old)
+    assert _rel_err(out, _eig_expm(a)) < 1e-5

@@ -251,3 +251,9 @@ def test_exp_transport_matches_exp_then_transport(dtype, c, where, gen):
     # near the boundary the gyration cancels and the transported norm is ill-conditioned for
     # the fused step and exp + transport alike (~1e-6 float64 at A(x) = 1e-5, up to 20 % in
     # float32 at A(x) = 1e-3); only the points are compared there
+
+
+def test_exp_transport_empty_batch():
+    x = torch.empty(0, 3, dtype=torch.float64)
+    y, mt = P.exp_transport(x, x, x, 1.0, scale=-0.1)
+    assert y.shape == (0, 3) and mt.shape == (0, 3)
