@@ -13,7 +13,7 @@ Shapes are batch-first: a point is ``(*batch, *point_shape)`` where ``point_shap
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -144,6 +144,14 @@ class Metric(ABC):
         """Riemannian Hessian-vector product from the Euclidean gradient and ``D egrad(x)[u]``."""
         raise self._unsupported("ehess_to_rhess")
 
+    def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+        """``(ehess, u) -> ehess_to_rhess(x, egrad, ehess, u)`` at a fixed point and gradient.
+
+        The solvers' Hessian operator (many products per point); a metric may precompute what
+        does not depend on ``u`` (e.g. ``sym(xᵀ egrad)`` on Stiefel).
+        """
+        return lambda ehess, u: self.ehess_to_rhess(x, egrad, ehess, u)
+
     def geodesic(self, x: Tensor, y: Tensor, t: Tensor | float) -> Tensor:
         """Point at time ``t`` on the geodesic from ``x`` (t=0) to ``y`` (t=1).
 
@@ -245,6 +253,12 @@ class Manifold(ABC):
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
         """Riemannian Hessian-vector product from Euclidean gradient and Hessian-vector product."""
         return self._metric.ehess_to_rhess(x, egrad, ehess, u)
+
+    def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+        """``(ehess, u) -> ehess_to_rhess(x, egrad, ehess, u)`` (see :meth:`Metric.ehess_to_rhess_at`)."""
+        if type(self).ehess_to_rhess is not Manifold.ehess_to_rhess:  # forwarded by a subclass
+            return lambda ehess, u: self.ehess_to_rhess(x, egrad, ehess, u)
+        return self._metric.ehess_to_rhess_at(x, egrad)
 
     def geodesic(self, x: Tensor, y: Tensor, t: Tensor | float) -> Tensor:
         """Point at time ``t`` on the geodesic from ``x`` to ``y``."""

@@ -161,6 +161,10 @@ class GrassmannMetric(Metric):
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
         return _horizontal(x, ehess) - u @ (_tr(x) @ egrad)
 
+    def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor):
+        s = _tr(x) @ egrad  # the same for every u
+        return lambda ehess, u: _horizontal(x, ehess) - u @ s
+
     def gyro_add(self, x: Tensor, y: Tensor) -> Tensor:
         """``X ⊕ Y = expm(Ω(log_I X)) Y`` (see :mod:`.grassmann_gyro`)."""
         from .grassmann_gyro import gyro_add

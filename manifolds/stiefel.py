@@ -35,12 +35,21 @@ def _sym(a: Tensor) -> Tensor:
 
 
 def _frob(u: Tensor, v: Tensor) -> Tensor:
+    if u.dim() == 2 and v.dim() == 2 and u.is_contiguous() and v.is_contiguous():
+        return torch.dot(u.view(-1), v.view(-1))  # one op (the solvers' inner products)
     return (u * v).sum((-2, -1))
 
 
 def project_tangent(x: Tensor, u: Tensor) -> Tensor:
     """Orthogonal (Frobenius) projection onto ``T_X St``: ``U − X sym(XᵀU)``."""
-    return u - x @ _sym(_tr(x) @ u)
+    return _project_with(x, _tr(x), u)
+
+
+def _project_with(x: Tensor, xt: Tensor, u: Tensor) -> Tensor:
+    """:func:`project_tangent` with ``Xᵀ`` given; one fused ``addmm`` for unbatched matrices."""
+    if u.dim() == 2 and x.dim() == 2:
+        return torch.addmm(u, x, _sym(xt @ u), alpha=-1)
+    return u - x @ _sym(xt @ u)
 
 
 def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
@@ -167,6 +176,16 @@ class StiefelEmbeddedMetric(_StiefelMetric):
 
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
         return project_tangent(x, ehess - u @ _sym(_tr(x) @ egrad))
+
+    def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor):
+        xt = _tr(x)
+        s = _sym(xt @ egrad)  # the same for every u
+
+        def rhess(ehess: Tensor, u: Tensor) -> Tensor:
+            w = torch.addmm(ehess, u, s, alpha=-1) if u.dim() == 2 and s.dim() == 2 else ehess - u @ s
+            return _project_with(x, xt, w)
+
+        return rhess
 
 
 class StiefelCanonicalMetric(_StiefelMetric):

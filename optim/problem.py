@@ -122,13 +122,15 @@ class Problem:
             f = self.cost(x)
             eg = self._egrad(x)
             ehess = self._ehess
+            rhess = m.ehess_to_rhess_at(x, eg)
 
             def op(u: Tensor) -> Tensor:
-                return m.ehess_to_rhess(x, eg, ehess(x, u), u)
+                return rhess(ehess(x, u), u)
 
             return f, m.egrad_to_rgrad(x, eg), op
         f, eg, xg = self._egrad_of(x, True)
         egd = eg.detach()
+        rhess = m.ehess_to_rhess_at(x, egd)
 
         def op_autograd(u: Tensor) -> Tensor:
             if eg.requires_grad:
@@ -138,7 +140,7 @@ class Problem:
                     eh = torch.zeros_like(u)
             else:
                 eh = torch.zeros_like(u)
-            return m.ehess_to_rhess(x, egd, eh, u)
+            return rhess(eh, u)
 
         return f, m.egrad_to_rgrad(x, egd), op_autograd
 
