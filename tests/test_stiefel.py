@@ -205,3 +205,22 @@ def test_log_gradient_rank_deficient_qr(gen):
     y = m.exp(x, u)
     assert torch.allclose(m.log(x, y), u, atol=1e-10)
     assert torch.autograd.gradcheck(lambda yy: m.dist(x, m.project_point(yy)), (y.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("batch", [(), (3,)])
+@pytest.mark.parametrize("which", ["stiefel-embedded", "stiefel-canonical", "grassmann"])
+def test_hessian_operator_at_a_point_matches_ehess_to_rhess(which, batch):
+    """``ehess_to_rhess_at(x, egrad)`` (the solvers' operator, with what does not depend on u
+    precomputed) gives ``ehess_to_rhess`` for every direction."""
+    from riemlearn.manifolds import Grassmann
+
+    g = torch.Generator().manual_seed(3)
+    m = (Grassmann(7, 3) if which == "grassmann"
+         else Stiefel(7, 3, metric=which.split("-")[1]))
+    x = m.random_point(*batch, generator=g, dtype=torch.float64)
+    eg = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    op = m.ehess_to_rhess_at(x, eg)
+    for _ in range(3):
+        u = m.random_tangent(x, generator=g)
+        eh = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(op(eh, u), m.ehess_to_rhess(x, eg, eh, u), rtol=1e-13, atol=1e-13)
