@@ -61,6 +61,16 @@ def safe_sqrt(x: Tensor) -> Tensor:
     return _SafeSqrt.apply(x)
 
 
+def plain_float_tensor(x: Tensor) -> bool:
+    """A plain eager float32/float64 ``torch.Tensor``: not a subclass (fake tensors, parameters)
+    and not functorch-wrapped (``vmap``, ``grad``). The fast paths that read values on the host
+    or write with ``out=`` (CPU ``eigh`` split, polynomial ``expm``) take only these."""
+    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
+        return False
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return not (wrapped is not None and wrapped(x))
+
+
 def batch_shape_of(x: Tensor, ndim: int) -> torch.Size:
     """Leading (batch) dimensions of ``x`` for points with ``ndim`` trailing dimensions."""
     return x.shape[: x.dim() - ndim]

@@ -38,6 +38,8 @@ import threading
 import torch
 from torch import Tensor
 
+from .base import plain_float_tensor
+
 __all__ = ["eigh_cpu", "eigvalsh_cpu", "cpu_threads_for", "MIN_WORK", "PER_MATRIX", "LARGE_MATRIX",
            "PIECE_WORK", "PIECES_PER_THREAD", "available"]
 
@@ -127,15 +129,9 @@ def _splittable(x: Tensor) -> bool:
     functorch-wrapped (``vmap``, ``grad``: ``out=`` is not supported there, torch's own batching
     rule is used instead), and no torch function/dispatch mode active (modes are thread-local:
     the team's other threads would run outside them)."""
-    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
+    if not plain_float_tensor(x) or x.device.type != "cpu" or x.requires_grad:
         return False
-    if x.device.type != "cpu" or x.requires_grad:
-        return False
-    for depth in _MODE_STACK_DEPTHS:
-        if depth():
-            return False
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return not (wrapped is not None and wrapped(x))
+    return not any(depth() for depth in _MODE_STACK_DEPTHS)
 
 
 def _run_split(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None] | None:

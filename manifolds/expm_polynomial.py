@@ -1,9 +1,9 @@
 """Matrix exponential of symmetric matrices by a shifted, scaled Taylor polynomial (forward only).
 
 Where no gradient is needed, ``expm`` of a batch of symmetric matrices costs a few matrix
-products instead of one ``eigh`` per matrix: on a CPU, LAPACK's ``eigh`` of 1024×22×22 takes
-about as long as 30 batched 22×22 products. The steps (Higham, *Functions of Matrices*, §10.3,
-10.7; Paterson & Stockmeyer 1973):
+products instead of one ``eigh`` per matrix: on a CPU, LAPACK's ``eigh`` of 1024×22×22 float64
+takes as long as ~70 batched 22×22 products (38 vs 0.53 ms, 1 thread, 2-core Xeon). The steps
+(Higham, *Functions of Matrices*, §10.3, 10.7; Paterson & Stockmeyer 1973):
 
 1. **Shift.** ``exp(A) = e^μ exp(A − μI)`` with ``μ`` the midpoint of the Gershgorin interval
    ``[lo, hi]`` of ``A``; for symmetric ``A`` the spectrum of ``A − μI`` lies in ``[−r, r]``,

@@ -159,10 +159,11 @@ class GrassmannMetric(Metric):
         return _horizontal(x, egrad)
 
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
-        return _horizontal(x, ehess) - u @ (_tr(x) @ egrad)
+        return self.ehess_to_rhess_at(x, egrad)(ehess, u)
 
     def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor):
-        s = _tr(x) @ egrad  # the same for every u
+        """``(ehess, u) -> H_X(ehess) − U Xᵀ egrad``, ``Xᵀ egrad`` computed once."""
+        s = _tr(x) @ egrad
         return lambda ehess, u: _horizontal(x, ehess) - u @ s
 
     def gyro_add(self, x: Tensor, y: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import eigh_dispatch as _dispatch
+from .base import plain_float_tensor
 from .expm_polynomial import expm_sym_polynomial
 from .spectral_fns import Clamp, Custom, Exp, Log, Power, SpectralFn
 from .tolerance import tie_threshold
@@ -315,16 +316,11 @@ def _polynomial_ok(x: Tensor) -> bool:
     one host synchronization: not under ``vmap``, ``torch.compile`` or fake tensors), and
     float32 products at full precision (``torch.get_float32_matmul_precision() == "highest"``,
     which also governs ``torch.backends.cuda.matmul.allow_tf32``)."""
-    if type(x) is not torch.Tensor or x.dtype not in (torch.float32, torch.float64):
-        return False
-    if x.requires_grad and torch.is_grad_enabled():
+    if not plain_float_tensor(x) or (x.requires_grad and torch.is_grad_enabled()):
         return False
     if x.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
         return False  # TF32 / bfloat16 products would cost the polynomial its accuracy
-    if torch.compiler.is_compiling():
-        return False
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return not (wrapped is not None and wrapped(x))
+    return not torch.compiler.is_compiling()
 
 
 def sqrtm(x: Tensor, *, compute_dtype: torch.dtype | None = None) -> Tensor:

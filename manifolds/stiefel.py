@@ -175,9 +175,10 @@ class StiefelEmbeddedMetric(_StiefelMetric):
         return project_tangent(x, egrad)
 
     def ehess_to_rhess(self, x: Tensor, egrad: Tensor, ehess: Tensor, u: Tensor) -> Tensor:
-        return project_tangent(x, ehess - u @ _sym(_tr(x) @ egrad))
+        return self.ehess_to_rhess_at(x, egrad)(ehess, u)
 
     def ehess_to_rhess_at(self, x: Tensor, egrad: Tensor):
+        """``(ehess, u) -> P_X(ehess − U sym(Xᵀ egrad))``, ``sym(Xᵀ egrad)`` computed once."""
         xt = _tr(x)
         s = _sym(xt @ egrad)  # the same for every u
 
