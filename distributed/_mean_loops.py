@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds.base import Manifold
-from ..manifolds.spectral import sqrtm, sqrtm_invsqrtm, sym
+from ..manifolds.spectral import sym
 from ..stats import _mean_generic as _gen
 from ..stats import _mean_spd as _spd
 from ._comm import Comm
@@ -20,8 +20,8 @@ from ._comm import Comm
 __all__ = ["spd_init", "aim_mean", "bw_mean", "karcher_mean"]
 
 
-def spd_init(kind: str, x: Tensor, w: Tensor, comm: Comm) -> Tensor:
-    """``A # H`` (affine-invariant, as ``_mean_spd.ah_init``) or the arithmetic mean (BW)."""
+def spd_init(kind: str, x: Tensor, w: Tensor, comm: Comm) -> Tensor | tuple[Tensor, Tensor]:
+    """The frame of ``A # H`` (affine-invariant, as ``_mean_spd.ah_frame``) or the arithmetic mean (BW)."""
     if kind == "bw":
         (a,) = comm.sum_many(_spd._wsum(w, x))
         return a
@@ -30,9 +30,7 @@ def spd_init(kind: str, x: Tensor, w: Tensor, comm: Comm) -> Tensor:
     a, hs, bad = comm.sum_many(_spd._wsum(w, x), _spd._wsum(w, torch.cholesky_inverse(chol)), bad)
     if bool(bad.item() > 0):
         raise ValueError("points are not positive definite (Cholesky fails on some rank)")
-    h = torch.linalg.inv(hs)
-    ra, ria = sqrtm_invsqrtm(a)
-    return sym(ra @ sqrtm(sym(ria @ h @ ria)) @ ra)
+    return _spd.ah_frame_from_means(a, hs)
 
 
 def _hook(comm: Comm):
@@ -42,9 +40,7 @@ def _hook(comm: Comm):
 def aim_mean(x: Tensor, w: Tensor, init: Tensor | None, tol: float, max_iter: int, norm_scale: float,
              ab: tuple[float, float], comm: Comm) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``_mean_spd.aim_mean`` with all-reduced cost, gradient and Hessian–vector products."""
-    if init is None:
-        init = spd_init("ai", x, w, comm)
-    init = init.expand(x.shape[:-3] + x.shape[-2:])
+    init = spd_init("ai", x, w, comm) if init is None else init.expand(x.shape[:-3] + x.shape[-2:])
     mean, it, gn, conv, _ = _spd.aim_mean(x, w, init, tol, max_iter, norm_scale, ab, reduce=_hook(comm))
     return mean, it, gn, conv
 

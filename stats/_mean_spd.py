@@ -33,7 +33,8 @@ from ..manifolds.spectral import eigh, logm, sqrtm, sqrtm_invsqrtm, sym
 from ..manifolds.spectral_fns import Log
 from ..manifolds.tolerance import eps, tie_threshold
 
-__all__ = ["le_mean", "lc_mean", "AIMState", "ah_init", "aim_mean", "aim_adjoint", "bw_mean", "bw_grad_norm"]
+__all__ = ["le_mean", "lc_mean", "AIMState", "ah_frame", "ah_frame_from_means", "ah_init", "aim_mean",
+           "aim_adjoint", "bw_mean", "bw_grad_norm"]
 
 
 def _wsum(w: Tensor, x: Tensor) -> Tensor:
@@ -124,48 +125,82 @@ class _Hessian:
         g, n_pts, n, _ = self.v.shape
         ht = (self.vt @ h).reshape(g, n_pts, n, n) @ self.v  # Vᵢᵀ H Vᵢ
         q = self.v @ (self.gw * ht)
-        return sym(_stack_cols(q) @ self.vs.mT)
+        # Symmetric up to round-off (ε‖H‖); CG does not need it exact and its results are
+        # symmetrized where they leave (the Newton direction before its eigh, the adjoint's X̄).
+        return _stack_cols(q) @ self.vs.mT
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Frobenius inner products ``(G,)`` of ``(G, n, n)`` stacks, as one batched product."""
+    g = a.shape[0]
+    return (a.reshape(g, 1, -1) @ b.reshape(g, -1, 1)).reshape(g)
 
 
 def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None,
         residual: bool = False):
-    """Batched CG for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``; ``x`` (and ``r``)."""
-    xk = torch.zeros_like(b) if x0 is None else x0
+    """Batched CG for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``; ``x`` (and ``r``).
+
+    ``b (G, n, n)``. One host read per step (is any problem still active?); with a single
+    problem "any active" means "all active" and the per-problem masks are skipped.
+    """
+    xk = torch.zeros_like(b) if x0 is None else x0  # x0 is updated in place
     r = b.clone() if x0 is None else b - apply(x0)
     p = r.clone()
-    rs = (r * r).sum((-2, -1))
+    rs = _dot(r, r)
     stop2 = stop * stop
     tiny = torch.finfo(b.dtype).tiny
+    single = b.shape[0] == 1
     for _ in range(maxiter):
         active = rs > stop2
         if not bool(active.any()):
             break
         ap = apply(p)
-        alpha = torch.where(active, rs / (p * ap).sum((-2, -1)).clamp_min(tiny), 0.0)
-        xk = xk + alpha[..., None, None] * p
-        r = r - alpha[..., None, None] * ap
-        rn = (r * r).sum((-2, -1))
-        beta = torch.where(active, rn / rs.clamp_min(tiny), 0.0)
-        p = r + beta[..., None, None] * p
-        rs = torch.where(active, rn, rs)
+        alpha = rs / _dot(p, ap).clamp_min(tiny)  # p ≠ 0 while active; Hess ≥ I
+        if not single:
+            alpha = torch.where(active, alpha, 0.0)
+        a4 = alpha[:, None, None]
+        xk.addcmul_(a4, p)
+        r.addcmul_(a4, ap, value=-1.0)
+        rn = _dot(r, r)
+        beta = rn / rs.clamp_min(tiny)
+        if not single:
+            beta = torch.where(active, beta, 0.0)
+            rn = torch.where(active, rn, rs)
+        p = torch.addcmul(r, beta[:, None, None], p)
+        rs = rn
     return (xk, r) if residual else xk
 
 
-def ah_init(x: Tensor, w: Tensor) -> Tensor:
-    """``A # H``: geometric mean of the arithmetic and harmonic means (cheap AIM initializer).
+def ah_frame(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Frame ``(C, C⁻¹)`` with ``C Cᵀ = A # H``, the geometric mean of the arithmetic and harmonic means.
 
     Both bracket the affine-invariant mean (``H ≤ G ≤ A``) and their geometric mean matches it
-    to second order in the spread (exactly for two commuting points). Costs one Cholesky
-    inverse per matrix. Raises ``ValueError`` if a point is not positive definite.
+    to second order in the spread (exactly for two commuting points). With ``A = L Lᵀ`` and
+    ``Lᵀ H⁻¹ L = U diag(τ) Uᵀ``, ``A # H = L (L⁻¹ H L⁻ᵀ)^{1/2} Lᵀ`` gives ``C = L U diag(τ^{-1/4})``:
+    one Cholesky inverse per point and one ``eigh`` per group, no inverse or square root of a
+    mean. Raises ``ValueError`` if a point is not positive definite.
     """
     chol, info = torch.linalg.cholesky_ex(sym(x))
     if bool((info > 0).any()):
         idx = tuple(int(i) for i in torch.nonzero(info > 0)[0])
         raise ValueError(f"points are not positive definite (Cholesky fails at group/point index {idx})")
-    a = _wsum(w, x)
-    h = torch.linalg.inv(_wsum(w, torch.cholesky_inverse(chol)))
-    ra, ria = sqrtm_invsqrtm(a)
-    return sym(ra @ sqrtm(sym(ria @ h @ ria)) @ ra)
+    return ah_frame_from_means(_wsum(w, x), _wsum(w, torch.cholesky_inverse(chol)))
+
+
+def ah_frame_from_means(a: Tensor, hinv: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`ah_frame` from the arithmetic mean ``A`` and ``H⁻¹ = Σ wᵢ Xᵢ⁻¹``."""
+    la = torch.linalg.cholesky(a)
+    tau, u = eigh(sym(la.mT @ hinv @ la))
+    q = tau.clamp_min(torch.finfo(tau.dtype).tiny) ** 0.25
+    eye = torch.eye(la.shape[-1], dtype=la.dtype, device=la.device)
+    li = torch.linalg.solve_triangular(la, eye, upper=False)
+    return (la @ u) / q.unsqueeze(-2), (u.mT @ li) * q.unsqueeze(-1)
+
+
+def ah_init(x: Tensor, w: Tensor) -> Tensor:
+    """``A # H`` (see :func:`ah_frame`): a cheap affine-invariant initializer."""
+    c, _ = ah_frame(x, w)
+    return sym(c @ c.mT)
 
 
 def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
@@ -180,15 +215,16 @@ def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
     the Taylor remainder of log, Bhatia, Matrix Analysis, V.3). Shape ``(G,)``.
     """
     e = torch.expm1(-0.5 * mu)  # eigenvalues of E
-    f = e + 0.5 * mu  # eigenvalues of F
-    e_f, e_2, f_f = e.norm(dim=-1), e.abs().amax(-1), f.norm(dim=-1)
+    f = torch.add(e, mu, alpha=0.5)  # eigenvalues of F
+    e_f = torch.linalg.vector_norm(e, dim=-1)
+    ee = e_f * torch.linalg.vector_norm(e, ord=float("inf"), dim=-1)
     lmin, lmax = lam[..., 0], lam[..., -1]
-    rest = lmax * (2 * f_f + e_f * e_2)[..., None]  # ‖Δ − Δ₁‖_F
-    dn = lmax * (2 * e_f + e_f * e_2)[..., None]  # ‖Δ‖_F
-    gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
-    err = rest / lmin + 0.5 * dn * dn / (gap * gap)
-    err = torch.where(dn < 0.5 * lmin, err, torch.full_like(dn, float("inf")))
-    return (w * err).sum(-1) * (1 + 1e-6)
+    rest = lmax * torch.add(ee, torch.linalg.vector_norm(f, dim=-1), alpha=2.0)[..., None]  # ‖Δ − Δ₁‖_F
+    dn = lmax * torch.add(ee, e_f, alpha=2.0)[..., None]  # ‖Δ‖_F
+    r = dn / (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
+    err = torch.addcmul(rest / lmin, r, r, value=0.5)
+    err = torch.where(dn < 0.5 * lmin, err, float("inf"))
+    return (w.unsqueeze(-2) @ err.unsqueeze(-1)).reshape(w.shape[:-1]) * (1 + 1e-6)
 
 
 def _perturbed_grad(hess: _Hessian, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
@@ -230,11 +266,13 @@ def _move(c: Tensor, ci: Tensor, mu: Tensor, u: Tensor, t: Tensor) -> tuple[Tens
 
 
 def aim_mean(
-    x: Tensor, w: Tensor, init: Tensor, tol: float, max_iter: int, norm_scale: float = 1.0,
+    x: Tensor, w: Tensor, init: Tensor | tuple[Tensor, Tensor], tol: float, max_iter: int,
+    norm_scale: float = 1.0,
     ab: tuple[float, float] = (1.0, 0.0), reduce: Callable[..., tuple[Tensor, ...]] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, AIMState]:
     """Affine-invariant Karcher mean by Riemannian Newton–CG with Armijo steps.
 
+    ``init`` is a starting point ``(G, n, n)`` or its frame ``(C, C⁻¹)`` (:func:`ah_frame`).
     Returns ``(mean, iterations, grad_norm, converged, state)``; ``grad_norm`` is the metric norm
     ``sqrt(α‖G‖² + β tr(G)²) · norm_scale`` of the Riemannian gradient at the returned mean.
     ``reduce(*sums) -> sums``, if given, is applied to every sum over points (cost, gradient,
@@ -250,24 +288,34 @@ def aim_mean(
         return cost_, grad_, ll_, lam_, v_
 
     alpha, beta = ab
-    c = torch.linalg.cholesky(sym(init))
-    ci = torch.linalg.solve_triangular(c, torch.eye(c.shape[-1], dtype=c.dtype, device=c.device),
-                                       upper=False)
+    if isinstance(init, tuple):
+        c, ci = init
+    else:
+        c = torch.linalg.cholesky(sym(init))
+        ci = torch.linalg.solve_triangular(c, torch.eye(c.shape[-1], dtype=c.dtype, device=c.device),
+                                           upper=False)
     cost, grad, ll, lam, v = _pass(ci)
     groups = x.shape[:-3]
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)
     small_dec = 64 * eps(x.dtype)
 
     def gnorm(g: Tensor) -> Tensor:
-        out = alpha * (g * g).sum((-2, -1))
-        if beta != 0.0:
-            out = out + beta * g.diagonal(dim1=-2, dim2=-1).sum(-1) ** 2
+        if beta == 0.0:  # the common case: one norm kernel
+            out = torch.linalg.matrix_norm(g)
+            scale = alpha ** 0.5 * norm_scale
+            return out if scale == 1.0 else out * scale
+        out = alpha * (g * g).sum((-2, -1)) + beta * g.diagonal(dim1=-2, dim2=-1).sum(-1) ** 2
         return out.clamp_min(0).sqrt() * norm_scale
 
     gn = gnorm(grad)
     fro = (alpha + x.shape[-1] * max(beta, 0.0)) ** 0.5  # metric norm <= fro * Frobenius norm
     stale = False
     prev: AIMState | None = None
+    # One group (a single mean, a batch-norm batch): inside the loop every group is active, so
+    # the per-group masks are skipped (fewer small kernels; they dominate on a GPU).
+    single = gn.numel() == 1
+    bound_scale = norm_scale * fro
+    stop_floor = 0.1 * tol / norm_scale
     for _ in range(max_iter):
         active = gn > tol
         if not bool(active.any()):
@@ -276,8 +324,7 @@ def aim_mean(
         # far less than a pass of eigh), never below what the tolerance needs; CG starts from the
         # scaled gradient step.
         g0 = gn / norm_scale
-        stop = torch.maximum(0.01 * torch.clamp(g0, max=0.5) * g0,
-                             torch.full_like(g0, 0.1 * tol / norm_scale))
+        stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01).clamp_min_(stop_floor)
         gw = _coth_weights(ll, w)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
         n = gw.shape[-1]
@@ -285,7 +332,8 @@ def aim_mean(
         hess = _Hessian(v, gw)
         apply = hess if reduce is None else (lambda h, hs=hess: _red(hs(h))[0])
         d, res = _cg(apply, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
-        d = torch.where(active[..., None, None], d, torch.zeros_like(d))
+        if not single:
+            d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
         mu, u = eigh(sym(d))
         t = torch.ones_like(gn)
@@ -293,22 +341,32 @@ def aim_mean(
         # Final step: to first order the gradient at the new point is the CG residual
         # G − Hess[D]; accept the step (no eigh) if that plus a bound on the rest is <= tol.
         (err,) = _red(_step_bound(lam, w, mu))
-        err = err + 100 * eps(x.dtype) * g0
         gn_est = gnorm(res)
-        done = (gn_est + err * norm_scale * fro <= tol) | ~active
-        if not bool(done.all()) and bool((mu.abs().amax(-1) <= 1e-4).all()):
+        done = torch.add(gn_est, err.add_(g0, alpha=100 * eps(x.dtype)), alpha=bound_scale) <= tol
+        if not single:
+            done = done | ~active
+        # One host read: all done? and the largest |μ| (small steps: the perturbative check).
+        all_done, mu_max = torch.stack((done.all().to(mu.dtype), mu.abs().max())).tolist()
+        if not all_done and mu_max <= 1e-4:
             # Widely spread points: the exact first-order term from the current eigenpairs.
             est, err = _red(*_perturbed_grad(hess, lam, ll, w, mu, u))
             gn_est = gnorm(est)
-            done = (gn_est + err * norm_scale * fro <= tol) | ~active
-        if bool(done.all()):
+            done = torch.add(gn_est, err, alpha=bound_scale) <= tol
+            if not single:
+                done = done | ~active
+            all_done = bool(done.all())
+        if all_done:
             # A step below √eps moves the adjoint by less than the mean's own accuracy: the
             # backward may use the previous frame and its eigenpairs (no extra eigh pass).
-            if float(mu.abs().max()) <= eps(x.dtype) ** 0.5:
+            if mu_max <= eps(x.dtype) ** 0.5:
                 prev = AIMState(c, ci, lam, v)
             stale = True
-            c, ci = _move(c, ci, mu, u, torch.where(active, t, torch.zeros_like(t)))
-            gn = torch.where(active, gn_est, gn)
+            if single:
+                c, ci = _move(c, ci, mu, u, t)
+                gn = gn_est
+            else:
+                c, ci = _move(c, ci, mu, u, torch.where(active, t, torch.zeros_like(t)))
+                gn = torch.where(active, gn_est, gn)
             break
         for _bt in range(40):
             c2, ci2 = _move(c, ci, mu, u, t)
@@ -316,7 +374,9 @@ def aim_mean(
             ok = cost2 <= cost - 1e-4 * t * slope
             # Below round-off of the cost, Armijo cannot decide: accept a step that lowers ‖G‖.
             tiny = slope * t <= small_dec * (1 + cost.abs())
-            ok = ok | (tiny & (gnorm(grad2) <= gn)) | ~active
+            ok = ok | (tiny & (gnorm(grad2) <= gn))
+            if not single:
+                ok = ok | ~active
             if bool(ok.all()):
                 break
             t = torch.where(ok, t, 0.5 * t)

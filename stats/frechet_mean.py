@@ -194,8 +194,9 @@ def _spd_mean(kind: str, metric: Any, x: Tensor, w: Tensor, init: Tensor | None,
         grad = _needs_grad(x, w)
         xd, wd = x.detach(), w.detach()
         if init is None:
-            init = _spd.ah_init(xd, wd) if kind == "ai" else _spd_init(xd, wd)
-        init = init.detach().expand(groups + x.shape[-2:])
+            init = _spd.ah_frame(xd, wd) if kind == "ai" else _spd_init(xd, wd)
+        else:
+            init = init.detach().expand(groups + x.shape[-2:])
         if kind == "ai":
             ab = (float(getattr(metric, "alpha", 1.0)), float(getattr(metric, "beta", 0.0)))
             mean, it, gn, conv, state = _spd.aim_mean(xd, wd, init, tol * abs(theta), max_iter,

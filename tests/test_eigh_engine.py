@@ -191,7 +191,12 @@ def test_auto_path_rules():
     assert D.auto_path("cuda", F32, 22, 100000) == "torch"  # cuSOLVER batched path (chunked)
     assert D.auto_path("cuda", F32, 33, 1000) == "jacobi"
     assert D.auto_path("cuda", F64, 128, 256) == "jacobi"
-    assert D.auto_path("cuda", F64, 64, 1) == "torch"
+    assert D.auto_path("cuda", F64, 64, 1) == "host"  # a few small matrices: host LAPACK
+    assert D.auto_path("cuda", F32, 22, D.CUDA_HOST_MAX_BATCH) == "host"
+    assert D.auto_path("cuda", F32, 22, D.CUDA_HOST_MAX_BATCH + 1) == "torch"
+    assert D.auto_path("cuda", F32, 64, 2 * D.CUDA_HOST_MAX_BATCH) == "host"
+    assert D.auto_path("cuda", F32, 64, 2 * D.CUDA_HOST_MAX_BATCH + 1) == "jacobi"
+    assert D.auto_path("cuda", F64, 65, 1) == "torch"
     assert D.auto_path("cuda", torch.float16, 64, 1000) == "torch"
     assert [D.jacobi_block(n) for n in (33, 64, 93, 128)] == [9, 16, 16, 16]
     assert all(2 * D.jacobi_block(n) <= 32 for n in range(2, 300))
@@ -383,6 +388,32 @@ def test_cuda_auto_path_large_n(dtype):
     ew, rec, orth = _errors(x.to(dtype), w.cpu(), v.cpu())
     tol = 1e-5 if dtype == F32 else 1e-13
     assert ew < tol and rec < 10 * tol and orth < 10 * tol
+
+
+def test_host_path_is_host_lapack():
+    # CPU stand-in for the CUDA host path: the same LAPACK results, on the input's device.
+    x = _random_sym((2,), 9, torch.Generator().manual_seed(3))
+    w, v = D._host_eigh(x, True)
+    w0, v0 = torch.linalg.eigh(x)
+    assert torch.equal(w, w0) and torch.equal(v, v0)
+    assert torch.equal(D._host_eigh(x, False)[0], torch.linalg.eigvalsh(x))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("shape", [(22,), (2, 8), (4, 64)])
+def test_cuda_host_path_small_batches(dtype, shape):
+    gen = torch.Generator().manual_seed(4)
+    *batch, n = shape
+    x = _random_sym(tuple(batch), n, gen).to("cuda", dtype)
+    assert D.choose_path(x) == "host"
+    w, v = S.eigh(x)
+    assert w.device == x.device and v.device == x.device and w.dtype == dtype
+    w0, v0 = torch.linalg.eigh(x.cpu())
+    assert torch.equal(w.cpu(), w0) and torch.equal(v.cpu(), v0)
+    assert torch.equal(S.eigvalsh(x).cpu(), torch.linalg.eigvalsh(x.cpu()))
+    with D.spectral_backend("torch"):
+        assert D.choose_path(x) == "torch"
 
 
 @pytest.mark.cuda

@@ -264,3 +264,33 @@ def test_sphere_mean_of_a_spread_great_subsphere_stays_on_the_sphere():
     mean, info = frechet_mean(x, Sphere(5), return_info=True)
     assert abs(float(mean.norm()) - 1.0) < 1e-12
     assert bool(info.converged) and float(info.grad_norm) <= 1e-9
+
+
+def test_ah_start_is_the_geometric_mean_of_arithmetic_and_harmonic(gen):
+    """The affine-invariant start ``A # H`` from its Cholesky/eigh frame equals the textbook
+    ``A^{1/2} (A^{-1/2} H A^{-1/2})^{1/2} A^{1/2}`` (numpy/scipy, independent of riemlearn), and
+    for two commuting points it is their geometric mean."""
+    from riemlearn.stats import _mean_spd as S
+    from scipy.linalg import sqrtm as sp_sqrtm
+
+    x = _spd(gen, 2, 7, n=5, cond=1e3)
+    w = torch.rand(2, 7, generator=gen, dtype=D) + 0.1
+    w = w / w.sum(-1, keepdim=True)
+    c, ci = S.ah_frame(x, w)
+    eye = torch.eye(5, dtype=D).expand(2, 5, 5)
+    torch.testing.assert_close(c @ ci, eye, rtol=0, atol=1e-12)
+    for g in range(2):
+        xs, ws = x[g].numpy(), w[g].numpy()
+        a = np.einsum("i,ijk->jk", ws, xs)
+        h = np.linalg.inv(np.einsum("i,ijk->jk", ws, np.linalg.inv(xs)))
+        ra = np.real(sp_sqrtm(a))
+        ria = np.linalg.inv(ra)
+        ref = ra @ np.real(sp_sqrtm(ria @ h @ ria)) @ ra
+        got = (c[g] @ c[g].mT).numpy()
+        assert np.abs(got - ref).max() <= 1e-11 * np.abs(ref).max()
+    d1, d2 = torch.tensor([1.0, 4.0, 9.0], dtype=D), torch.tensor([4.0, 1.0, 0.25], dtype=D)
+    pair = torch.stack((torch.diag(d1), torch.diag(d2)))[None]
+    got = S.ah_init(pair, torch.full((1, 2), 0.5, dtype=D))[0]
+    torch.testing.assert_close(got, torch.diag((d1 * d2).sqrt()), rtol=1e-13, atol=0)
+    with pytest.raises(ValueError, match="not positive definite"):
+        S.ah_frame(-x, w)
