@@ -26,6 +26,7 @@ machine ``python benchmarks/stats_mean.py --device cuda --repeat 3 [--markdown P
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -64,14 +65,17 @@ def grad_norm(mean: torch.Tensor, x: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> list[Table]:
-    args = parse_args(__doc__.splitlines()[0], argv,
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--sizes", type=int, nargs="+", default=None, help="matrix sizes n (default 22 64)")
+    known, rest = pre.parse_known_args(argv)
+    args = parse_args(__doc__.splitlines()[0], rest,
                       device_help="where riemlearn's frechet_mean runs (pyriemann: CPU always)")
     device = args.device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pyriemann.geometry.mean as pgm
         import pyriemann.utils.mean as pm
-    sizes = (22,) if args.quick else (22, 64)
+    sizes = known.sizes or ((22,) if args.quick else (22, 64))
     n_pts = 200 if args.quick else 1000
     where = f"riemlearn on {device_label(device)}, pyriemann on CPU"
     f32_note = " (float32 rows: float32 default tol)" if device == "cuda" else ""

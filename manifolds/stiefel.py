@@ -52,13 +52,51 @@ def _project_with(x: Tensor, xt: Tensor, u: Tensor) -> Tensor:
     return u - x @ _sym(xt @ u)
 
 
+#: CUDA batches of at least this many matrices take Cholesky QR instead of Householder QR:
+#: torch's batched QR on CUDA factors the matrices one after another (a batched trust-region
+#: solve of 100000 Procrustes problems on St(10, 3) took 53 s on an H100 against 2.8 s on the
+#: host CPU).
+CUDA_CHOLQR_MIN_BATCH = 16
+
+
 def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
     """``qf(X + U)`` with the sign fix that makes ``R`` have a positive diagonal."""
-    q, r = torch.linalg.qr(x + u)
+    return qf(x + u)
+
+
+def qf(z: Tensor) -> Tensor:
+    """Q factor of ``z`` ``(*batch, n, p)``, ``p <= n``, the one whose ``R`` has a positive diagonal."""
+    batch = z.numel() // max(z.shape[-1] * z.shape[-2], 1)
+    if z.device.type == "cuda" and batch >= CUDA_CHOLQR_MIN_BATCH:
+        q = cholesky_qr2(z)
+        if q is not None:
+            return q
+    q, r = torch.linalg.qr(z)
     # multiply columns by ±1 in place: exact, and one pass instead of a negated copy + where;
     # sign(sign(d) + ½) maps a zero diagonal entry to +1
     sign = torch.diagonal(r, dim1=-2, dim2=-1).sign().add_(0.5).sign_()
     return q.mul_(sign.unsqueeze(-2))
+
+
+def cholesky_qr2(z: Tensor) -> Tensor | None:
+    """Q factor of full-rank ``z`` by two passes of Cholesky QR, or ``None`` if it may be inaccurate.
+
+    ``Q₁ = Z R₁⁻¹`` with ``R₁ᵀR₁ = ZᵀZ``, then the same for ``Q₁`` (Yamamoto, Nakatsukasa,
+    Yanagisawa & Fukaya, ETNA 2015): orthogonal to working precision when the first pass leaves
+    ``Q₁`` well conditioned, which ``‖Q₁ᵀQ₁ − I‖_max <= ½`` certifies (a Stiefel retraction has
+    ``ZᵀZ = I + UᵀU``). ``R = R₂R₁`` has a positive diagonal, so ``Q`` is the Householder ``Q``
+    with the sign fix. ``None`` (one host read) if a Cholesky factor fails, the check fails or
+    something is not finite: callers fall back to Householder QR.
+    """
+    l1, info1 = torch.linalg.cholesky_ex(z.mT @ z)
+    q1 = torch.linalg.solve_triangular(l1, z.mT, upper=False).mT  # Z L₁⁻ᵀ
+    g2 = q1.mT @ q1
+    dev = (g2 - torch.eye(g2.shape[-1], dtype=g2.dtype, device=g2.device)).abs().amax()
+    l2, info2 = torch.linalg.cholesky_ex(g2)
+    ok = (info1.amax() == 0) & (info2.amax() == 0) & (dev <= 0.5)  # NaN fails the comparison
+    if not bool(ok):
+        return None
+    return torch.linalg.solve_triangular(l2, q1.mT, upper=False).mT
 
 
 def check_sizes(n: int, p: int) -> tuple[int, int]:

@@ -231,3 +231,41 @@ def test_hessian_operator_at_a_point_matches_the_textbook_formula(which, batch):
             ref = w - x @ (0.5 * (xt @ w + w.transpose(-1, -2) @ x))
         torch.testing.assert_close(op(eh, u), ref, rtol=1e-13, atol=1e-13)
         torch.testing.assert_close(m.ehess_to_rhess(x, eg, eh, u), ref, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-13), (torch.float32, 5e-6)])
+def test_cholesky_qr2_is_the_householder_q(gen, dtype, tol):
+    """CholeskyQR2 (the CUDA batch path of qf) gives the positive-diagonal Householder Q, from
+    retraction inputs X + U with large steps too; it declines rank-deficient and NaN input."""
+    from riemlearn.manifolds.stiefel import cholesky_qr2, qf
+
+    m = Stiefel(12, 4, metric="embedded")
+    x = m.random_point(50, generator=gen, dtype=torch.float64)
+    u = m.project_tangent(x, torch.randn(50, 12, 4, generator=gen, dtype=torch.float64))
+    z = (x + u * torch.logspace(-3, 2, 50, dtype=torch.float64)[:, None, None]).to(dtype)
+    q = cholesky_qr2(z)
+    ref, r = np.linalg.qr(z.double().numpy())
+    ref = ref * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+    assert q is not None and q.dtype == dtype
+    assert np.abs(q.double().numpy() - ref).max() <= tol
+    torch.testing.assert_close(qf(z), q, rtol=0, atol=tol)  # CPU: Householder, same Q
+    eye = torch.eye(4, dtype=dtype)
+    assert (q.mT @ q - eye).abs().max() <= tol
+    low_rank = z.clone()
+    low_rank[3, :, 1] = low_rank[3, :, 0]
+    assert cholesky_qr2(low_rank) is None
+    bad = z.clone()
+    bad[0, 0, 0] = float("nan")
+    assert cholesky_qr2(bad) is None
+
+
+@pytest.mark.cuda
+def test_qr_retraction_cuda_batch_matches_cpu(gen):
+    from riemlearn.manifolds.stiefel import CUDA_CHOLQR_MIN_BATCH, qr_retraction
+
+    m = Stiefel(10, 3, metric="embedded")
+    b = 4 * CUDA_CHOLQR_MIN_BATCH
+    x = m.random_point(b, generator=gen, dtype=torch.float64)
+    u = m.project_tangent(x, torch.randn(b, 10, 3, generator=gen, dtype=torch.float64))
+    got = qr_retraction(x.cuda(), u.cuda()).cpu()
+    torch.testing.assert_close(got, qr_retraction(x, u), rtol=0, atol=1e-13)
