@@ -12,7 +12,7 @@
 # gpu_spectral --record. Roughly 8-10 minutes on an H100; split with STEPS="tests spectral" etc.
 set -u
 OUT=${OUT:-gpu_out}
-STEPS=${STEPS:-"tests spectral spd_ops stats_mean layers optim pipeline"}
+STEPS=${STEPS:-"tests spectral spd_ops stats_mean layers optim optim_large pipeline"}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -34,12 +34,14 @@ for step in $STEPS; do
     tests) run cuda_tests 240 python3 -m pytest tests -q -m cuda -p no:cacheprovider ;;
     spectral) run gpu_spectral 420 python3 benchmarks/gpu_spectral.py --device cuda --repeat 5 --record \
                 --probe-chunks --markdown "$OUT/gpu_spectral.md" ;;
-    spd_ops) run spd_ops 300 python3 benchmarks/spd_ops.py --device cuda --markdown "$OUT/spd_ops.md" ;;
+    spd_ops) run spd_ops 420 python3 benchmarks/spd_ops.py --device cuda --markdown "$OUT/spd_ops.md" ;;
     stats_mean) run stats_mean 300 python3 benchmarks/stats_mean.py --device cuda --repeat 3 \
                   --markdown "$OUT/stats_mean.md" ;;
     layers) run layers 420 python3 benchmarks/layers.py --device cuda --seeds 3 --epochs 5 \
               --markdown "$OUT/layers.md" ;;
     optim) run optim 420 python3 benchmarks/optim.py --device cuda --repeat 3 --markdown "$OUT/optim.md" ;;
+    optim_large) OMP_NUM_THREADS=16 run optim_large 300 python3 benchmarks/optim_large.py --device cuda \
+                   --threads 16 --markdown "$OUT/optim_large.md" ;;
     pipeline) run stats_pipeline 300 python3 benchmarks/stats_pipeline.py --device cuda --repeat 3 \
                 --markdown "$OUT/stats_pipeline.md" ;;
     *) echo "unknown step $step" ;;

@@ -36,6 +36,7 @@ Run: ``python benchmarks/run.py spd_ops --threads 1`` (or this file directly); o
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import warnings
@@ -216,10 +217,14 @@ def _geomstats_cells(gs_ops, op, fn, arrays, rep) -> list[float]:
 
 
 def main(argv=None) -> list[Table]:
-    args = parse_args(__doc__.splitlines()[0], argv,
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--sizes", type=int, nargs="+", default=None,
+                     help="matrix sizes n (default: 22 on CPU, 22 64 on CUDA)")
+    known, rest = pre.parse_known_args(argv)
+    args = parse_args(__doc__.splitlines()[0], rest,
                       device_help="where riemlearn's and geoopt's tensors live (pyriemann: CPU always)")
     device = args.device
-    sizes = (22, 64) if device == "cuda" else (22,)
+    sizes = known.sizes or ((22, 64) if device == "cuda" else (22,))
     if device == "cuda":
         print(f"device: {device_label(device)}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
     tables = [bench(dt, args.repeat, args.quick, device, n) for n in sizes
