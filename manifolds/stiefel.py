@@ -67,7 +67,8 @@ def qr_retraction(x: Tensor, u: Tensor) -> Tensor:
 def qf(z: Tensor) -> Tensor:
     """Q factor of ``z`` ``(*batch, n, p)``, ``p <= n``, the one whose ``R`` has a positive diagonal."""
     batch = z.numel() // max(z.shape[-1] * z.shape[-2], 1)
-    if z.device.type == "cuda" and batch >= CUDA_CHOLQR_MIN_BATCH:
+    cholesky_ok = z.dtype in (torch.float32, torch.float64)  # as torch.linalg.cholesky_ex
+    if z.device.type == "cuda" and batch >= CUDA_CHOLQR_MIN_BATCH and cholesky_ok:
         q = cholesky_qr2(z)
         if q is not None:
             return q
