@@ -10,8 +10,11 @@
     retraction, as pymanopt) and the dominant invariant subspace on Grassmann(1000, 10).
     riemlearn uses autograd (like pymanopt-pytorch) and, in a second row, the same analytic
     derivatives as the numpy peer. CG uses projection vector transport in both libraries; TR
-    uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both.
-(c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU).
+    uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both. A last SD row,
+    ``riemlearn-BB``, runs riemlearn's steepest descent with Barzilai–Borwein steps and a
+    nonmonotone Armijo search (autograd gradient; pymanopt has no such line search).
+(c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU);
+    large and batched problems: ``benchmarks/optim_large.py``.
 
 Solver timings are reported as wall time and as process CPU time (``time.process_time``, one
 thread): on a shared, loaded machine the CPU time is the robust figure; ratios use it.
@@ -192,10 +195,10 @@ def _pymanopt_solver(kind, max_iterations, max_time):
     return pymanopt.optimizers.TrustRegions(**kw)
 
 
-def _ours_solver(kind, max_iterations, max_time, p=None):
+def _ours_solver(kind, max_iterations, max_time, p=None, bb=False):
     kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
-    if kind == "SD":
-        return SteepestDescent(**kw)
+    if kind == "SD":  # Armijo backtracking as pymanopt; or Barzilai-Borwein steps (no peer has them)
+        return SteepestDescent(line_search="bb" if bb else "backtracking", **kw)
     if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann
         return ConjugateGradient(transport="projection", **kw)
     # pymanopt's default maximal radius is the manifold's typical distance, sqrt(p) on
@@ -242,14 +245,16 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
         x0_dev = x0.to(device)
         for kind in ("SD", "CG", "TR"):
             rows = {}
-            for lib in ("riemlearn", "riemlearn-analytic", "pymanopt-numpy", "pymanopt-pytorch"):
+            libs = ("riemlearn", "riemlearn-analytic", "pymanopt-numpy", "pymanopt-pytorch")
+            for lib in libs + (("riemlearn-BB",) if kind == "SD" else ()):
                 times, cpus, res = [], [], None
                 for _ in range(repeat):
                     t0 = time.perf_counter()
                     c0 = time.process_time()
                     if lib.startswith("riemlearn"):
-                        pb_ours = ours_pb if lib == "riemlearn" else ours_an
-                        r = _ours_solver(kind, max_it, max_time, p).solve(pb_ours, x0_dev)
+                        pb_ours = ours_an if lib == "riemlearn-analytic" else ours_pb
+                        r = _ours_solver(kind, max_it, max_time, p, bb=lib == "riemlearn-BB").solve(
+                            pb_ours, x0_dev)
                         if device != "cpu":
                             torch.cuda.synchronize()
                         res = (float(r.cost), float(r.grad_norm), int(r.iterations), r.stop_reason)

@@ -1,6 +1,7 @@
 """Riemannian optimizers (torch.optim-compatible) and deterministic solvers."""
 
 from .adam import RiemannianAdam
+from .bb_line_search import BarzilaiBorweinLineSearch
 from .conjugate_gradient import ConjugateGradient
 from .interop import from_geoopt, to_geoopt, to_pymanopt
 from .lbfgs import LBFGS
@@ -27,6 +28,7 @@ __all__ = [
     "LBFGS",
     "BackTrackingLineSearch",
     "AdaptiveLineSearch",
+    "BarzilaiBorweinLineSearch",
     "to_geoopt",
     "from_geoopt",
     "to_pymanopt",

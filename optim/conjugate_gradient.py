@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds import Euclidean
+from .bb_line_search import BarzilaiBorweinLineSearch
 from .problem import Problem, sel, transporter
 from .result import OptimizeResult, Solver
 from .steepest_descent import make_line_search
@@ -73,6 +74,9 @@ class ConjugateGradient(Solver):
         self.orth_value = orth_value
         self.restart_every = restart_every
         self.line_search = make_line_search(line_search)
+        if isinstance(self.line_search, BarzilaiBorweinLineSearch):
+            raise ValueError("the Barzilai–Borwein search is for steepest descent (its steps assume "
+                             "d = −grad); use 'adaptive' or 'backtracking' with conjugate gradient")
 
     def solve(self, problem: Problem, x0: Tensor) -> OptimizeResult:
         """Minimize ``problem`` from ``x0`` (shape ``(*batch, *point_shape)``)."""
