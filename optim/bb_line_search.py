@@ -21,12 +21,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .line_search import BackTrackingLineSearch
 from .problem import Geometry, Problem, sel, transporter
 
 __all__ = ["BarzilaiBorweinLineSearch"]
 
 
-class BarzilaiBorweinLineSearch:
+class BarzilaiBorweinLineSearch(BackTrackingLineSearch):
     """Barzilai–Borwein trial steps, nonmonotone (Zhang–Hager) Armijo backtracking.
 
     Parameters
@@ -50,10 +51,6 @@ class BarzilaiBorweinLineSearch:
     def __init__(self, transport: str = "metric", contraction: float = 0.5,
                  sufficient_decrease: float = 1e-4, eta: float = 0.85, max_iterations: int = 25,
                  initial_step: float = 1.0, min_step: float = 1e-10, max_step: float = 1e10) -> None:
-        if not 0 < contraction < 1:
-            raise ValueError(f"contraction must be in (0, 1), got {contraction}")
-        if not 0 < sufficient_decrease < 1:
-            raise ValueError(f"sufficient_decrease must be in (0, 1), got {sufficient_decrease}")
         if not 0 <= eta < 1:
             raise ValueError(f"eta must be in [0, 1), got {eta}")
         if not 0 < min_step <= max_step:
@@ -62,15 +59,12 @@ class BarzilaiBorweinLineSearch:
 
         transporter(Euclidean(), transport)  # validates the name
         self.transport = transport
-        self.contraction, self.sufficient_decrease, self.eta = contraction, sufficient_decrease, eta
-        self.max_iterations, self.initial_step = int(max_iterations), initial_step
         self.min_step, self.max_step = min_step, max_step
-        self.reset()
+        super().__init__(contraction, sufficient_decrease, max_iterations, initial_step, nonmonotone=eta)
 
     def reset(self) -> None:
+        super().reset()
         self._prev: tuple[Tensor, Tensor, Any] | None = None  # (x, d, α) of the last search
-        self._c: Any = None  # reference cost C and weight Q (floats or per-problem tensors)
-        self._q: Any = None
         self._k = 0
         self.new_grad: Tensor | None = None
 
@@ -89,16 +83,6 @@ class BarzilaiBorweinLineSearch:
         ok = torch.isfinite(bb) & (sy > 0)
         alpha = torch.where(ok, bb, torch.where(fallback > 0, fallback, first))
         return alpha.clamp(self.min_step, self.max_step)
-
-    def _reference(self, f0: Tensor, active: Tensor) -> Tensor:
-        if self._c is None:
-            self._c, self._q = f0.detach().clone(), torch.ones_like(f0)
-        return sel(active, self._c, f0)
-
-    def _update_reference(self, newf: Tensor, active: Tensor) -> None:
-        q = self.eta * self._q + 1.0
-        c = (self.eta * self._q * self._c + newf.detach()) / q
-        self._c, self._q = sel(active, c, self._c), sel(active, q, self._q)
 
     # -- batched search -----------------------------------------------------------------------
     def search(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
@@ -162,9 +146,7 @@ class BarzilaiBorweinLineSearch:
             bb = (ss / sy if self._k % 2 == 1 else sy / yy) if sy > 0 and yy > 0 else math.nan
             alpha = bb if math.isfinite(bb) and bb > 0 else (self._prev[2] if self._prev[2] > 0 else first)
             alpha = min(max(alpha, self.min_step), self.max_step)
-        if self._c is None:
-            self._c, self._q = f0v, 1.0
-        ref = self._c
+        ref = self._reference_f(f0v)
         evaluate = problem.cost_deferred_grad if with_grad else (lambda z: (problem.cost(z), None))
         newx = m.retract(x, alpha * d)
         self.new_grad = None
@@ -183,7 +165,6 @@ class BarzilaiBorweinLineSearch:
         else:
             if grad is not None:
                 self.new_grad = grad()
-            q = self.eta * self._q + 1.0
-            self._c, self._q = (self.eta * self._q * self._c + fv) / q, q
+            self._update_reference_f(fv)
             self._prev = (x, d, alpha)
         return torch.scalar_tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
