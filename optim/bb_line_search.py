@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .line_search import BackTrackingLineSearch
-from .problem import Geometry, Problem, sel, transporter
+from .problem import Geometry, sel, transporter
 
 __all__ = ["BarzilaiBorweinLineSearch"]
 
@@ -84,87 +84,33 @@ class BarzilaiBorweinLineSearch(BackTrackingLineSearch):
         alpha = torch.where(ok, bb, torch.where(fallback > 0, fallback, first))
         return alpha.clamp(self.min_step, self.max_step)
 
-    # -- batched search -----------------------------------------------------------------------
-    def search(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
-               df0: Tensor, active: Tensor, with_grad: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """``(step norm, new point, new cost)`` per problem, as the other line searches."""
-        if f0.dim() == 0:
-            return self._search_single(problem, geom, x, d, f0, float(df0), with_grad)
-        m = problem.manifold
+    # -- hooks of the Armijo search ---------------------------------------------------------------
+    def _first_step(self, m: Any, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor, df0: Tensor,
+                    norm_d: Tensor) -> Tensor:
         self._k += 1
-        norm_d = geom.norm(x, d)
         first = self.initial_step / norm_d
         if self._prev is None:
-            alpha = first
-        else:
-            ss, sy, yy = self._quotients(m, geom, x, d)
-            alpha = self._bb(ss, sy, yy, self._prev[2], first)
-        alpha = sel(active & (norm_d > 0), alpha, torch.zeros_like(alpha))
-        ref = self._reference(f0, active)
-        newx = m.retract(x, geom.scale(alpha, d))
-        self.new_grad = None
-        newf, grad = problem.cost_grad(newx) if with_grad else (problem.cost(newx), None)
-        count = torch.zeros_like(alpha, dtype=torch.long)
-        for _ in range(self.max_iterations):
-            bad = active & ~(newf <= ref + self.sufficient_decrease * alpha * df0)
-            if not bool(bad.any()):
-                break
-            alpha = sel(bad, alpha * self.contraction, alpha)
-            count = count + bad.long()
-            tx = m.retract(x, geom.scale(alpha, d))
-            newx = geom.where(bad, tx, newx)
-            newf = sel(bad, problem.cost(tx), newf)
-        # Accepted: the nonmonotone Armijo condition, or at least a decrease after the last
-        # contraction (as the monotone backtracking search).
-        armijo = newf <= ref + self.sufficient_decrease * alpha * df0
-        fail = ~(armijo | (newf <= f0)) | ~active
-        if grad is not None and not bool((active & ((count > 0) | fail)).any()):
-            self.new_grad = grad
-        alpha = sel(fail, torch.zeros_like(alpha), alpha)
-        newx = geom.where(fail, x, newx)
-        newf = sel(fail, f0, newf)
-        keep = active & ~fail
-        self._update_reference(newf, keep)
+            return first
+        ss, sy, yy = self._quotients(m, geom, x, d)
+        return self._bb(ss, sy, yy, self._prev[2], first)
+
+    def _accepted(self, geom: Geometry, x: Tensor, d: Tensor, alpha: Tensor, keep: Tensor) -> None:
         if self._prev is None:
             self._prev = (x, d, alpha)
-        else:
+        else:  # a problem that kept its point keeps its last (s, y) pair
             xp, dp, ap = self._prev
             self._prev = (geom.where(keep, x, xp), geom.where(keep, d, dp), sel(keep, alpha, ap))
-        return alpha * norm_d, newx, newf
 
-    # -- one problem: Python floats, no masks ------------------------------------------------------
-    def _search_single(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
-                       df0: float, with_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
-        m = problem.manifold
+    def _first_step_f(self, m: Any, geom: Geometry, x: Tensor, d: Tensor, f0: float, df0: float,
+                      norm_d: float) -> float:
         self._k += 1
-        f0v = float(f0)
-        norm_d = float(geom.norm(x, d))
-        first = self.initial_step / norm_d if norm_d > 0 else 0.0
-        alpha = first
-        if self._prev is not None and norm_d > 0:
-            ss, sy, yy = (float(t) for t in self._quotients(m, geom, x, d))
-            bb = (ss / sy if self._k % 2 == 1 else sy / yy) if sy > 0 and yy > 0 else math.nan
-            alpha = bb if math.isfinite(bb) and bb > 0 else (self._prev[2] if self._prev[2] > 0 else first)
-            alpha = min(max(alpha, self.min_step), self.max_step)
-        ref = self._reference_f(f0v)
-        evaluate = problem.cost_deferred_grad if with_grad else (lambda z: (problem.cost(z), None))
-        newx = m.retract(x, alpha * d)
-        self.new_grad = None
-        newf, grad = evaluate(newx)
-        fv = float(newf)
-        for _ in range(self.max_iterations):
-            if fv <= ref + self.sufficient_decrease * alpha * df0:
-                break
-            alpha *= self.contraction
-            newx = m.retract(x, alpha * d)
-            newf, grad = evaluate(newx)
-            fv = float(newf)
-        armijo = fv <= ref + self.sufficient_decrease * alpha * df0
-        if norm_d == 0 or not (armijo or fv <= f0v):  # no acceptable step: keep the point
-            alpha, newx, newf, fv = 0.0, x, f0, f0v
-        else:
-            if grad is not None:
-                self.new_grad = grad()
-            self._update_reference_f(fv)
-            self._prev = (x, d, alpha)
-        return torch.scalar_tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
+        first = self.initial_step / norm_d
+        if self._prev is None:
+            return first
+        ss, sy, yy = (float(t) for t in self._quotients(m, geom, x, d))
+        bb = (ss / sy if self._k % 2 == 1 else sy / yy) if sy > 0 and yy > 0 else math.nan
+        alpha = bb if math.isfinite(bb) and bb > 0 else (self._prev[2] if self._prev[2] > 0 else first)
+        return min(max(alpha, self.min_step), self.max_step)
+
+    def _accepted_f(self, x: Tensor, d: Tensor, alpha: float) -> None:
+        self._prev = (x, d, alpha)

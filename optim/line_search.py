@@ -90,6 +90,15 @@ class BackTrackingLineSearch:
     def _remember(self, alpha: Tensor, contractions: Tensor) -> None:
         pass
 
+    # Hooks of searches whose first trial needs the geometry (Barzilai–Borwein): the first trial
+    # step per problem, and what the search keeps of an accepted step.
+    def _first_step(self, m: Any, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor, df0: Tensor,
+                    norm_d: Tensor) -> Tensor:
+        return self._initial(f0, df0, norm_d)
+
+    def _accepted(self, geom: Geometry, x: Tensor, d: Tensor, alpha: Tensor, keep: Tensor) -> None:
+        pass
+
     def search(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
                df0: Tensor, active: Tensor, with_grad: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Return ``(step norm, new point, new cost)`` per problem (inactive ones unchanged).
@@ -104,7 +113,7 @@ class BackTrackingLineSearch:
             return self._search_single(problem, geom, x, d, f0, float(df0), with_grad)
         m = problem.manifold
         norm_d = geom.norm(x, d)
-        alpha = self._initial(f0, df0, norm_d)
+        alpha = self._first_step(m, geom, x, d, f0, df0, norm_d)
         alpha = sel(active & (norm_d > 0), alpha, torch.zeros_like(alpha))
         newx = m.retract(x, geom.scale(alpha, d))
         self.new_grad: Tensor | None = None
@@ -133,6 +142,7 @@ class BackTrackingLineSearch:
         newx = geom.where(fail, x, newx)
         newf = sel(fail, f0, newf)
         self._update_reference(newf, active & ~fail)
+        self._accepted(geom, x, d, alpha, active & ~fail)
         self._old_f0 = f0.clone() if self._old_f0 is None else sel(active, f0, self._old_f0)
         self._remember(alpha, count)
         return alpha * norm_d, newx, newf
@@ -148,13 +158,20 @@ class BackTrackingLineSearch:
     def _remember_f(self, alpha: float, contractions: int) -> None:
         pass
 
+    def _first_step_f(self, m: Any, geom: Geometry, x: Tensor, d: Tensor, f0: float, df0: float,
+                      norm_d: float) -> float:
+        return self._initial_f(f0, df0, norm_d)
+
+    def _accepted_f(self, x: Tensor, d: Tensor, alpha: float) -> None:
+        pass
+
     def _search_single(self, problem: Problem, geom: Geometry, x: Tensor, d: Tensor, f0: Tensor,
                        df0: float, with_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`search` for one (unbatched) problem: no masking, no tensor scalars."""
         m = problem.manifold
         f0v = float(f0)
         norm_d = float(geom.norm(x, d))
-        alpha = self._initial_f(f0v, df0, norm_d) if norm_d > 0 else 0.0
+        alpha = self._first_step_f(m, geom, x, d, f0v, df0, norm_d) if norm_d > 0 else 0.0
         # With ``with_grad`` every trial keeps its cost's autograd graph; the backward pass runs
         # only at the accepted point.
         evaluate = problem.cost_deferred_grad if with_grad else (lambda z: (problem.cost(z), None))
@@ -178,6 +195,7 @@ class BackTrackingLineSearch:
             if grad is not None:
                 self.new_grad = grad()
             self._update_reference_f(fv)
+            self._accepted_f(x, d, alpha)
         self._old_f0 = f0v
         self._remember_f(alpha, count)
         return torch.scalar_tensor(alpha * norm_d, dtype=f0.dtype, device=f0.device), newx, newf
