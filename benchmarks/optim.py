@@ -303,17 +303,22 @@ def pymanopt_procrustes(c, x0, ref, k: int, min_gradient_norm: float = 1e-6) -> 
     return err
 
 
-def part_batched(device: str, quick: bool) -> list[Table]:
-    """1000 independent Procrustes problems ``min ‖X − C_i‖`` on Stiefel(10, 3), solved at once."""
-
-    nprob = 200 if quick else 1000
-    n, p = 10, 3
-    g = torch.Generator().manual_seed(2)
+def procrustes_problems(nprob: int, n: int, p: int, seed: int):
+    """``(C, Stiefel(n, p), X₀, solutions)`` of ``nprob`` problems ``min ‖X − Cᵢ‖²`` (the polar
+    factor ``U Vᵀ`` of ``Cᵢ`` is the solution)."""
+    g = torch.Generator().manual_seed(seed)
     c = torch.randn(nprob, n, p, generator=g, dtype=D)
     m = Stiefel(n, p, metric="embedded")
     x0 = m.random_point(nprob, generator=g, dtype=D)
-    ref = torch.linalg.svd(c, full_matrices=False)
-    ref = ref.U @ ref.Vh
+    svd = torch.linalg.svd(c, full_matrices=False)
+    return c, m, x0, svd.U @ svd.Vh
+
+
+def part_batched(device: str, quick: bool) -> list[Table]:
+    """1000 independent Procrustes problems ``min ‖X − C_i‖`` on Stiefel(10, 3), solved at once."""
+    nprob = 200 if quick else 1000
+    n, p = 10, 3
+    c, m, x0, ref = procrustes_problems(nprob, n, p, seed=2)
     tab = Table(f"(b') {nprob} Procrustes problems on Stiefel({n},{p}), trust regions, to grad norm 1e-6",
                 ["how", "CPU s (all problems)", "max error vs SVD closed form", "ratio to batched"])
     cd, x0d = c.to(device), x0.to(device)

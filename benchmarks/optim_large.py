@@ -34,7 +34,7 @@ from _harness import Table, parse_args  # noqa: E402
 from riemlearn.manifolds import Grassmann, Stiefel  # noqa: E402
 from riemlearn.optim import ConjugateGradient, Problem, TrustRegions  # noqa: E402
 
-from optim import pymanopt_procrustes  # noqa: E402
+from optim import procrustes_problems, pymanopt_procrustes  # noqa: E402
 
 warnings.filterwarnings("ignore")
 D = torch.float64
@@ -145,12 +145,7 @@ def part_c(device: str, quick: bool) -> Table:
 def part_batched(device: str, quick: bool) -> Table:
     """``m`` Procrustes problems on Stiefel(10, 3) as one batched trust-region solve."""
     m_pb, n, p = (2000, 10, 3) if quick else (100000, 10, 3)
-    g = torch.Generator().manual_seed(4)
-    c = torch.randn(m_pb, n, p, generator=g, dtype=D)
-    st = Stiefel(n, p, metric="embedded")
-    x0 = st.random_point(m_pb, generator=g, dtype=D)
-    ref = torch.linalg.svd(c, full_matrices=False)
-    ref = ref.U @ ref.Vh
+    c, st, x0, ref = procrustes_problems(m_pb, n, p, seed=4)
     tab = Table(f"(c') {m_pb} Procrustes problems on Stiefel({n},{p}), trust regions, grad norm 1e-6",
                 ["runner", "wall s (all problems)", "max error vs SVD closed form", "worst grad norm",
                  "pymanopt-numpy time / this time"])
