@@ -61,6 +61,15 @@ def safe_sqrt(x: Tensor) -> Tensor:
     return _SafeSqrt.apply(x)
 
 
+def full_precision_products(dtype: torch.dtype) -> bool:
+    """Are matrix products in ``dtype`` computed at its own precision? float64 always; float32
+    only at ``torch.get_float32_matmul_precision() == "highest"`` (which also governs
+    ``torch.backends.cuda.matmul.allow_tf32``: lower settings round through TF32/bfloat16)."""
+    if dtype == torch.float64:
+        return True
+    return dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest"
+
+
 def plain_float_tensor(x: Tensor) -> bool:
     """A plain eager float32/float64 ``torch.Tensor``: not a subclass (fake tensors, parameters)
     and not functorch-wrapped (``vmap``, ``grad``). The fast paths that read values on the host

@@ -57,6 +57,7 @@ import torch
 from torch import Tensor
 
 from . import eigh_triton
+from .base import plain_float_tensor
 from .eigh_cpu_threads import eigh_cpu, eigvalsh_cpu
 from .eigh_jacobi import ENGINES, eigh_jacobi, eigvalsh_jacobi
 
@@ -228,13 +229,9 @@ def choose_path(x: Tensor) -> str:
         return cfg.backend
     n = x.shape[-1]
     path = auto_path(x.device.type, x.dtype, n, x.numel() // max(n * n, 1))
-    if path == "host" and (torch.cuda.is_current_stream_capturing() or not _plain(x)):
+    if path == "host" and (torch.cuda.is_current_stream_capturing() or not plain_float_tensor(x)):
         return "torch"  # a graph capture cannot copy to the host; subclasses/fake tensors stay put
     return path
-
-
-def _plain(x: Tensor) -> bool:
-    return type(x) is Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 def _host_eigh(x: Tensor, vectors: bool) -> tuple[Tensor, Tensor | None]:

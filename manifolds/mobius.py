@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import safe_sqrt
+from .base import full_precision_products, safe_sqrt
 
 __all__ = [
     "curvature",
@@ -75,10 +75,7 @@ def _rowsum(p: Tensor) -> Tensor:
     """``p.sum(-1, keepdim=True)``; on CPU as a product with a ones column (BLAS): torch's
     reduction over a short last dimension is slow (10000×10, 1 thread: 31 vs 60 µs float32,
     17 vs 54 µs float64)."""
-    if p.device.type == "cpu" and p.dim() >= 2 and (
-        p.dtype == torch.float64
-        or (p.dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest")
-    ):  # (a lower matmul precision could round float32 products through bfloat16)
+    if p.device.type == "cpu" and p.dim() >= 2 and full_precision_products(p.dtype):
         return p @ _ones_column(p.shape[-1], p.dtype)
     return p.sum(-1, keepdim=True)
 

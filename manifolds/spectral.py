@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import eigh_dispatch as _dispatch
-from .base import plain_float_tensor
+from .base import full_precision_products, plain_float_tensor
 from .expm_polynomial import expm_sym_polynomial
 from .spectral_fns import Clamp, Custom, Exp, Log, Power, SpectralFn
 from .tolerance import tie_threshold
@@ -318,7 +318,7 @@ def _polynomial_ok(x: Tensor) -> bool:
     which also governs ``torch.backends.cuda.matmul.allow_tf32``)."""
     if not plain_float_tensor(x) or (x.requires_grad and torch.is_grad_enabled()):
         return False
-    if x.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+    if not full_precision_products(x.dtype):
         return False  # TF32 / bfloat16 products would cost the polynomial its accuracy
     return not torch.compiler.is_compiling()
 

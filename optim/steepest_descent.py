@@ -86,7 +86,7 @@ class SteepestDescent(Solver):
         return self._finish(x, f, gn)
 
 
-def make_line_search(spec: Any) -> Any:
+def make_line_search(spec: Any) -> BackTrackingLineSearch:
     if spec == "backtracking":
         return BackTrackingLineSearch()
     if spec == "adaptive":
