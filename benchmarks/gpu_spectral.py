@@ -291,6 +291,26 @@ def bench_spectra(device: str, sizes=(33, 48, 64)) -> Table:
     return table
 
 
+SMALL_SHAPES = ((1, 8), (1, 22), (2, 22), (4, 22), (4, 32), (1, 64), (2, 64), (4, 64), (8, 22))
+
+
+def bench_small(device: str, repeat: int, shapes=SMALL_SHAPES) -> Table:
+    """A few small matrices (one per group of a batched mean or batch norm): every path."""
+    table = Table(f"eigh of a few small matrices on {device}: median ms per path",
+                  ["batch×n", "dtype", "auto path", "auto", "torch", "jacobi"])
+    print(f"\n{table.title}")
+    for dtype in (torch.float64, torch.float32):
+        for batch, n in shapes:
+            x = _spd(batch, n, dtype, device, seed=n)
+            row = [f"{batch}×{n}", str(dtype).replace("torch.", ""), choose_path(x),
+                   _fmt_ms(_ms(lambda x=x: spectral.eigh(x), device, repeat))]
+            for backend in ("torch", "jacobi"):
+                with spectral_backend(backend):
+                    row.append(_fmt_ms(_ms(lambda x=x: spectral.eigh(x), device, repeat)))
+            table.add(*row)
+    return table
+
+
 def probe_chunks(device: str, sizes=(22, 32), batches=(8192, 16384, 32768, 65536, 100000, 131072)) -> Table:
     """Does one ``torch.linalg.eigh`` call succeed on ``batch × n × n``? (for CUDA_EIGH_MAX_BATCH)"""
     table = Table(f"one torch.linalg.eigh call on {device}: ok or error", ["n", "dtype", *map(str, batches)])
@@ -327,7 +347,7 @@ def main(argv=None) -> list[Table]:
         print(f"device: {torch.cuda.get_device_name()}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
     tables = [bench_sizes(device, sizes, args.repeat), bench_mean(device, mean, args.repeat),
               bench_iterative(device, (1000, 64) if device == "cuda" else (100, 32), args.repeat),
-              bench_spectra(device)]
+              bench_spectra(device), bench_small(device, args.repeat)]
     if known.probe_chunks:
         tables.append(probe_chunks(device))
     md = "\n".join(t.markdown() for t in tables)
