@@ -12,7 +12,10 @@
     derivatives as the numpy peer. CG uses projection vector transport in both libraries; TR
     uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both. A last SD row,
     ``riemlearn-BB``, runs riemlearn's steepest descent with Barzilai–Borwein steps and a
-    nonmonotone Armijo search (autograd gradient; pymanopt has no such line search).
+    nonmonotone Armijo search (autograd gradient; pymanopt has no such line search). CG rows:
+    ``riemlearn`` is riemlearn's default (Wolfe / approximate-Wolfe line search),
+    ``riemlearn-armijo`` the adaptive Armijo search of pymanopt (like for like), and
+    ``riemlearn-LBFGS`` riemlearn's L-BFGS (no peer has it).
 (c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU);
     large and batched problems: ``benchmarks/optim_large.py``.
 
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Table, parse_args, time_ratio  # noqa: E402
 from riemlearn.manifolds import SPD, Grassmann, PoincareBall, Stiefel  # noqa: E402
 from riemlearn.optim import (  # noqa: E402
+    LBFGS,
     ConjugateGradient,
     Problem,
     RiemannianAdam,
@@ -195,12 +199,16 @@ def _pymanopt_solver(kind, max_iterations, max_time):
     return pymanopt.optimizers.TrustRegions(**kw)
 
 
-def _ours_solver(kind, max_iterations, max_time, p=None, bb=False):
+def _ours_solver(kind, max_iterations, max_time, p=None, variant=""):
     kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
     if kind == "SD":  # Armijo backtracking as pymanopt; or Barzilai-Borwein steps (no peer has them)
-        return SteepestDescent(line_search="bb" if bb else "backtracking", **kw)
-    if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann
-        return ConjugateGradient(transport="projection", **kw)
+        return SteepestDescent(line_search="bb" if variant == "BB" else "backtracking", **kw)
+    if kind == "CG" and variant == "LBFGS":  # no peer has Riemannian L-BFGS
+        return LBFGS(transport="projection", **kw)
+    if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann; our default Wolfe
+        # search, or the adaptive Armijo search of pymanopt (like for like)
+        return ConjugateGradient(transport="projection",
+                                 line_search="adaptive" if variant == "armijo" else "wolfe", **kw)
     # pymanopt's default maximal radius is the manifold's typical distance, sqrt(p) on
     # Stiefel(n, p) and Grassmann(n, p) (initial radius 1/8 of it); ours defaults to
     # sqrt(n p): use pymanopt's so that both run the same trust-region iterations.
@@ -246,15 +254,16 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
         for kind in ("SD", "CG", "TR"):
             rows = {}
             libs = ("riemlearn", "riemlearn-analytic", "pymanopt-numpy", "pymanopt-pytorch")
-            for lib in libs + (("riemlearn-BB",) if kind == "SD" else ()):
+            extra = {"SD": ("riemlearn-BB",), "CG": ("riemlearn-armijo", "riemlearn-LBFGS")}
+            for lib in libs + extra.get(kind, ()):
                 times, cpus, res = [], [], None
                 for _ in range(repeat):
                     t0 = time.perf_counter()
                     c0 = time.process_time()
                     if lib.startswith("riemlearn"):
                         pb_ours = ours_an if lib == "riemlearn-analytic" else ours_pb
-                        r = _ours_solver(kind, max_it, max_time, p, bb=lib == "riemlearn-BB").solve(
-                            pb_ours, x0_dev)
+                        variant = lib.split("-", 1)[1] if lib.count("-") else ""
+                        r = _ours_solver(kind, max_it, max_time, p, variant).solve(pb_ours, x0_dev)
                         if device != "cpu":
                             torch.cuda.synchronize()
                         res = (float(r.cost), float(r.grad_norm), int(r.iterations), r.stop_reason)

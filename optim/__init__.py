@@ -12,6 +12,7 @@ from .result import OptimizeResult, Solver
 from .sgd import RiemannianSGD
 from .steepest_descent import SteepestDescent
 from .trust_regions import TrustRegions
+from .wolfe_line_search import WolfeLineSearch
 
 __all__ = [
     "ManifoldParameter",
@@ -29,6 +30,7 @@ __all__ = [
     "BackTrackingLineSearch",
     "AdaptiveLineSearch",
     "BarzilaiBorweinLineSearch",
+    "WolfeLineSearch",
     "to_geoopt",
     "from_geoopt",
     "to_pymanopt",

@@ -8,29 +8,23 @@ import torch
 from torch import Tensor
 
 from ..manifolds import Euclidean
-from .line_search import BackTrackingLineSearch
 from .problem import Geometry, Problem, sel, transporter
 from .result import OptimizeResult, Solver
+from .wolfe_line_search import WolfeLineSearch
 
 __all__ = ["LBFGS"]
 
 
-class _UnitFirstStep(BackTrackingLineSearch):
-    """Armijo backtracking whose first trial is the quasi-Newton step ``α = 1``."""
-
-    def _initial(self, f0: Tensor, df0: Tensor, norm_d: Tensor) -> Tensor:
-        return torch.ones_like(norm_d)
-
-
 class LBFGS(Solver):
-    """Riemannian L-BFGS (Huang, Gallivan & Absil 2015, without the Wolfe condition).
+    """Riemannian L-BFGS (Huang, Gallivan & Absil, SIAM J. Optim. 25, 2015).
 
     The direction is the two-loop recursion over the last ``memory`` pairs
     ``(s_k, y_k) = (T(α d), grad f(x₊) − T(grad f(x)))``, all moved to the current tangent space
     by the metric's ``transport`` at every iteration, with initial scaling
     ``⟨s, y⟩/⟨y, y⟩``; a pair is stored only if ``⟨s, y⟩ > 1e-10 ‖s‖²`` (per problem), and a
     non-descent direction resets the memory of its problem to a gradient step. Step sizes come
-    from Armijo backtracking starting at 1 (the first iteration starts at ``1/‖grad‖``).
+    from a Wolfe line search (:class:`WolfeLineSearch`, with the approximate-Wolfe test of Hager
+    and Zhang) whose first trial is ``α = 1`` (the first iteration starts at ``1/‖grad‖``).
 
     Parameters
     ----------
@@ -89,8 +83,7 @@ class LBFGS(Solver):
         m = problem.manifold
         move = transporter(m, self.transport)
         geom, _, _ = self._start(problem, x0)
-        first = BackTrackingLineSearch()
-        unit = _UnitFirstStep()
+        ls = WolfeLineSearch(transport=self.transport, initial="unit")
         x = x0.detach()
         f, g = problem.cost_grad(x)
         gn = geom.norm(x, g)
@@ -109,16 +102,16 @@ class LBFGS(Solver):
             df0 = sel(bad, -gn * gn, df0)
             if ss:
                 rhos = [sel(bad, torch.zeros_like(r), r) for r in rhos]
-            ls = first if not ss else unit
-            ls.reset()
-            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act, with_grad=True)
+            if not ss:
+                ls.reset()  # a gradient step: first trial of length 1
+            step, newx, newf = ls.search(problem, geom, x, d, f, df0, act)
             if ls.new_grad is not None:
-                nf, ng = newf, ls.new_grad
+                nf, ng, td = newf, ls.new_grad, ls.new_td
             else:
-                nf, ng = problem.cost_grad(newx)
+                (nf, ng), td = problem.cost_grad(newx), move(x, newx, d)
             moved = step > 0
             alpha = step / geom.norm(x, d).clamp_min(torch.finfo(x.dtype).tiny)
-            s_new = move(x, newx, geom.scale(alpha, d))
+            s_new = geom.scale(alpha, td)
             y_new = ng - move(x, newx, g)
             ss = [move(x, newx, s) for s in ss]
             ys = [move(x, newx, y) for y in ys]

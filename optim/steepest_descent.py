@@ -12,6 +12,7 @@ from .bb_line_search import BarzilaiBorweinLineSearch
 from .line_search import AdaptiveLineSearch, BackTrackingLineSearch
 from .problem import Problem
 from .result import OptimizeResult, Solver
+from .wolfe_line_search import WolfeLineSearch
 
 __all__ = ["SteepestDescent"]
 
@@ -21,11 +22,11 @@ class SteepestDescent(Solver):
 
     Parameters
     ----------
-    line_search : {"backtracking", "adaptive", "bb"} or a line-search object
+    line_search : {"backtracking", "adaptive", "bb", "wolfe"} or a line-search object
         Armijo backtracking (:class:`BackTrackingLineSearch`, default),
-        :class:`AdaptiveLineSearch`, or Barzilai–Borwein steps with a nonmonotone Armijo search
+        :class:`AdaptiveLineSearch`, Barzilai–Borwein steps with a nonmonotone Armijo search
         (:class:`BarzilaiBorweinLineSearch`, the Riemannian BB method: usually far fewer
-        iterations on ill-conditioned problems).
+        iterations on ill-conditioned problems), or :class:`WolfeLineSearch`.
     **kwargs
         Stopping rules and display, see :class:`~riemlearn.optim.result.Solver`.
 
@@ -86,14 +87,16 @@ class SteepestDescent(Solver):
         return self._finish(x, f, gn)
 
 
-def make_line_search(spec: Any) -> BackTrackingLineSearch:
+def make_line_search(spec: Any) -> BackTrackingLineSearch | WolfeLineSearch:
     if spec == "backtracking":
         return BackTrackingLineSearch()
     if spec == "adaptive":
         return AdaptiveLineSearch()
     if spec == "bb":
         return BarzilaiBorweinLineSearch()
+    if spec == "wolfe":
+        return WolfeLineSearch()
     if hasattr(spec, "search") and hasattr(spec, "reset"):
         return spec
-    raise ValueError(f"line_search must be 'backtracking', 'adaptive', 'bb' or a line-search object, "
-                     f"got {spec!r}")
+    raise ValueError("line_search must be 'backtracking', 'adaptive', 'bb', 'wolfe' or a "
+                     f"line-search object, got {spec!r}")
