@@ -19,6 +19,10 @@ from .wolfe_line_search import WolfeLineSearch
 __all__ = ["ConjugateGradient"]
 
 BETA_RULES = ("FR", "PR+", "HS", "HZ", "DY", "LS")
+#: Restart (d = −grad) when cos∠(−grad, d) is below this: HS/PR+ directions after inexact line
+#: searches can come out nearly orthogonal to the gradient (seen: cos ~ 1e-11 on a 3-D
+#: quadratic), and a line search along them gains nothing.
+_MIN_COS = 1e-6
 
 
 class ConjugateGradient(Solver):
@@ -28,7 +32,9 @@ class ConjugateGradient(Solver):
     by the metric's ``transport``. β rules (``y = g₊ − T(g)``): ``"FR"`` Fletcher–Reeves,
     ``"PR+"`` Polak–Ribière clipped at 0, ``"HS"`` Hestenes–Stiefel (clipped at 0), ``"HZ"``
     Hager–Zhang, ``"DY"`` Dai–Yuan, ``"LS"`` Liu–Storey (clipped at 0). Restarts (``d = −g``)
-    when the direction is not a descent direction, when ``|⟨g₊, T(g)⟩| ≥ orth_value ‖g₊‖²``
+    when the direction is not a descent direction (cosine with ``−g`` below 1e-6), when a
+    step along a conjugate direction falls below ``min_step_size`` (the solver stops on the step
+    size only after a steepest-descent step), when ``|⟨g₊, T(g)⟩| ≥ orth_value ‖g₊‖²``
     (Powell) and every ``restart_every`` iterations if set; all per problem.
 
     Parameters
@@ -99,13 +105,15 @@ class ConjugateGradient(Solver):
         gg = geom.inner(x, g, g)
         gn = gg.sqrt()
         d = -g
+        sd = torch.ones_like(gn, dtype=torch.bool)  # per problem: d is −grad this iteration
         done = self._check(0, f, gn)
         k = 0
         while not done:
             k += 1
             act = self._active()
             df0 = geom.inner(x, g, d)
-            bad = ~(df0 < 0)
+            bad = ~(df0 < -_MIN_COS * (gg * geom.inner(x, d, d)).sqrt())
+            sd = sd | bad
             d = geom.where(bad, -g, d)
             df0 = sel(bad, -gg, df0)
             step, newx, newf = ls.search(problem, geom, x, d, f, df0, act, with_grad=True)
@@ -121,7 +129,10 @@ class ConjugateGradient(Solver):
             restart = orth | ~torch.isfinite(beta)
             if self.restart_every is not None and k % int(self.restart_every) == 0:
                 restart = torch.ones_like(restart)
-            beta = sel(restart, torch.zeros_like(beta), beta)
+            # A step below min_step_size along a conjugate direction: restart rather than stop.
+            short = act & ~sd & (step <= self.min_step_size)
+            beta = sel(restart | short, torch.zeros_like(beta), beta)
+            sd = beta == 0
             nd = -ng + geom.scale(beta, td)
             fold = f
             x = geom.where(act, newx, x)
@@ -130,7 +141,7 @@ class ConjugateGradient(Solver):
             d = geom.where(act, nd, d)
             gg = sel(act, ngg, gg)
             gn = gg.clamp_min(0).sqrt()
-            done = self._check(k, f, gn, step, fold, beta=beta)
+            done = self._check(k, f, gn, step, fold, keep_going=short, beta=beta)
         return self._finish(x, f, gn)
 
     def _solve_single(self, problem: Problem, geom: Any, ls: Any, move: Any,
@@ -140,6 +151,7 @@ class ConjugateGradient(Solver):
         gg = geom.inner(x, g, g)
         ggv = float(gg)
         d = -g
+        sd = True  # d is −grad this iteration
         done = self._check(0, f, gg.sqrt())
         k = 0
         act = torch.ones((), dtype=torch.bool, device=x.device)
@@ -147,8 +159,8 @@ class ConjugateGradient(Solver):
         while not done:
             k += 1
             df0 = float(geom.inner(x, g, d))
-            if not df0 < 0:  # not a descent direction: restart
-                d, df0 = -g, -ggv
+            if not df0 < -_MIN_COS * math.sqrt(ggv * float(geom.inner(x, d, d))):  # restart
+                d, df0, sd = -g, -ggv, True
             step, newx, nf = ls.search(problem, geom, x, d, f, torch.tensor(df0, dtype=f.dtype), act,
                                        with_grad=True)
             ng = ls.new_grad if ls.new_grad is not None else problem.cost_grad(newx)[1]
@@ -162,17 +174,21 @@ class ConjugateGradient(Solver):
                 restart = restart or abs(float(geom.inner(newx, ng, tg))) >= self.orth_value * nggv
             if self.restart_every is not None and k % int(self.restart_every) == 0:
                 restart = True
+            short = not sd and float(step) <= self.min_step_size  # restart rather than stop
+            restart = restart or short
             if restart:
                 beta = 0.0
+            sd = beta == 0.0
             d = (beta * td).sub_(ng)
             fold = f
             x, f, g, gg, ggv = newx, nf, ng, ngg, nggv
             gnv = math.sqrt(max(ggv, 0.0))
             if fast_check:
-                done = self._check_single(k, f, gnv, step, fold)
+                done = self._check_single(k, f, gnv, step, fold, short)
             else:
                 done = self._check(k, f, torch.tensor(gnv, dtype=f.dtype, device=f.device), step,
-                                   fold, beta=torch.tensor(beta, dtype=f.dtype, device=f.device))
+                                   fold, keep_going=torch.tensor(short, device=f.device),
+                                   beta=torch.tensor(beta, dtype=f.dtype, device=f.device))
         return self._finish(x, f, gg.clamp_min(0).sqrt())
 
     def _transported_d(self, ls: Any, move: Any, x: Tensor, newx: Tensor, d: Tensor) -> Tensor:

@@ -115,17 +115,24 @@ class Solver:
         return self._reason == 0
 
     def _check(self, k: int, f: Tensor, gn: Tensor, step: Tensor | None = None,
-               fold: Tensor | None = None, **extra: Any) -> bool:
-        """Update stop reasons after iteration ``k``; log; return True when all stopped."""
+               fold: Tensor | None = None, keep_going: Tensor | None = None, **extra: Any) -> bool:
+        """Update stop reasons after iteration ``k``; log; return True when all stopped.
+
+        ``keep_going`` (per problem) exempts problems from the step-size rule this iteration.
+        """
         if f.dim() == 0 and not self.record and self.verbosity < 2:
-            return self._check_single(k, f, gn, step, fold)
+            return self._check_single(k, f, gn, step, fold,
+                                      keep_going is not None and bool(keep_going))
         act = self._active()
         if k > 0:
             self._iters = torch.where(act, self._iters + 1, self._iters)
         r = self._reason
         r = torch.where(act & (gn <= self.min_grad_norm), 1, r)
         if step is not None:
-            r = torch.where((r == 0) & act & (step <= self.min_step_size), 2, r)
+            short = act & (step <= self.min_step_size)
+            if keep_going is not None:
+                short = short & ~keep_going
+            r = torch.where((r == 0) & short, 2, r)
         if self.min_cost_change is not None and fold is not None:
             r = torch.where((r == 0) & act & ((fold - f).abs() <= self.min_cost_change), 3, r)
         if k >= self.max_iterations:
@@ -147,7 +154,7 @@ class Solver:
         return not bool((self._reason == 0).any())
 
     def _check_single(self, k: int, f: Tensor, gn: Tensor | float, step: Tensor | None,
-                      fold: Tensor | None) -> bool:
+                      fold: Tensor | None, keep_going: bool = False) -> bool:
         """:meth:`_check` for one problem without log or display: Python comparisons."""
         if self._code_single:
             return True
@@ -156,7 +163,7 @@ class Solver:
         code = 0
         if float(gn) <= self.min_grad_norm:
             code = 1
-        elif step is not None and float(step) <= self.min_step_size:
+        elif step is not None and float(step) <= self.min_step_size and not keep_going:
             code = 2
         elif (self.min_cost_change is not None and fold is not None
               and abs(float(fold) - float(f)) <= self.min_cost_change):

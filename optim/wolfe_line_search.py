@@ -6,7 +6,10 @@ Sato, Riemannian Optimization and Its Applications, 2021, §4.4). A step is acce
 
 * **Wolfe**: ``φ(α) ≤ φ(0) + δ α φ'(0)`` and ``φ'(α) ≥ σ φ'(0)``, or
 * **approximate Wolfe** (Hager & Zhang, SIAM J. Optim. 16, 2005, and ACM TOMS 32, 2006):
-  ``σ φ'(0) ≤ φ'(α) ≤ (2δ − 1) φ'(0)`` and ``φ(α) ≤ φ(0) + ε |φ(0)|``.
+  ``σ φ'(0) ≤ φ'(α) ≤ (2δ − 1) φ'(0)`` and ``φ(α) ≤ φ(0) + ε |φ(0)|``, used only where the
+  Armijo decrease ``α |φ'(0)|`` is itself below ``ε |φ(0)|`` (Hager and Zhang switch to it
+  near convergence; on a compact manifold whose retraction saturates, ``φ`` flattens far out
+  and the approximate test alone would accept huge steps).
 
 The second test is what lets conjugate gradient and L-BFGS go on to small gradient norms after
 the cost has stopped changing in floating point (where every Armijo test fails and an Armijo
@@ -107,7 +110,9 @@ class WolfeLineSearch:
     def _wolfe(self, f0, df0, a, f, s, tol):
         """(accepted, Armijo holds, approximate-Wolfe band holds); works on floats or tensors."""
         armijo = f <= f0 + self.delta * a * df0
-        band = f <= f0 + tol
+        # the band only where the Armijo decrease itself is below it (the cost cannot resolve
+        # it): far out along a flat φ (a retraction that saturates) the Armijo test must decide
+        band = (f <= f0 + tol) & (a * -df0 <= tol)
         curv = s >= self.sigma * df0
         approx = band & curv & (s <= (2 * self.delta - 1) * df0)
         return (armijo & curv) | approx, armijo, band
@@ -160,7 +165,7 @@ class WolfeLineSearch:
                 hi = (a, math.inf, math.nan)
             else:
                 armijo = fv <= f0v + self.delta * a * df0
-                if armijo or fv <= f0v + tol:
+                if armijo or (fv <= f0v + tol and a * -df0 <= tol):
                     g = grad_of()
                     td = move(x, y, d)
                     s = float(geom.inner(y, g, td))
