@@ -172,3 +172,19 @@ def test_every_axiom_case_converges(solver):
         if not all(r == "gradient norm" for r in res.stop_reason) or float(steps.max()) > 1e3:
             failed.append((case.id, res.stop_reason, res.grad_norm.tolist(), float(steps.max())))
     assert not failed, failed
+
+
+@pytest.mark.parametrize("batch", [(), (4,)], ids=["single", "batched"])
+def test_nan_beyond_the_domain_is_bracketed(batch):
+    """A cost that is NaN past x = 1 (a log barrier): trials there count as 'too far' and the
+    bracket shrinks; CG and L-BFGS reach the interior optimum with finite iterates."""
+    b = torch.tensor([3.0, -1.0, 5.0], dtype=D)
+    pb = Problem(Euclidean(3), lambda x: ((x - b) ** 2).sum(-1) - 5 * torch.log(1 - x).sum(-1))
+    # stationarity: 2 (x - b) + 5 / (1 - x) = 0, the root below 1
+    ref = ((1 + b) - torch.sqrt((1 - b) ** 2 + 10)) / 2
+    for solver in (ConjugateGradient(min_grad_norm=1e-9, min_step_size=0.0),
+                   LBFGS(min_grad_norm=1e-9, min_step_size=0.0)):
+        res = solver.solve(pb, torch.zeros(*batch, 3, dtype=D))
+        assert bool(torch.isfinite(res.point).all())
+        assert bool(res.converged.all()), res.stop_reason
+        torch.testing.assert_close(res.point, ref.expand(*batch, 3), atol=1e-9, rtol=0)
