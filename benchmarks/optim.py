@@ -10,12 +10,11 @@
     retraction, as pymanopt) and the dominant invariant subspace on Grassmann(1000, 10).
     riemlearn uses autograd (like pymanopt-pytorch) and, in a second row, the same analytic
     derivatives as the numpy peer. CG uses projection vector transport in both libraries; TR
-    uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both. A last SD row,
-    ``riemlearn-BB``, runs riemlearn's steepest descent with Barzilai–Borwein steps and a
-    nonmonotone Armijo search (autograd gradient; pymanopt has no such line search). CG rows:
-    ``riemlearn`` is riemlearn's default (Wolfe / approximate-Wolfe line search),
-    ``riemlearn-armijo`` the adaptive Armijo search of pymanopt (like for like), and
-    ``riemlearn-LBFGS`` riemlearn's L-BFGS (no peer has it).
+    uses pymanopt's maximal radius sqrt(p) (its ``typical_dist``) in both. ``riemlearn`` rows
+    run riemlearn's defaults: SD with Barzilai–Borwein steps and a nonmonotone Armijo search,
+    CG with a Wolfe / approximate-Wolfe line search (pymanopt has neither); ``riemlearn-armijo``
+    rows run the Armijo searches of pymanopt (like for like: backtracking for SD, adaptive for
+    CG); ``riemlearn-LBFGS`` is riemlearn's L-BFGS (no peer has it).
 (c) ``--device cuda`` runs (a) and (b) with riemlearn tensors on the GPU (peers stay on CPU);
     large and batched problems: ``benchmarks/optim_large.py``.
 
@@ -201,8 +200,8 @@ def _pymanopt_solver(kind, max_iterations, max_time):
 
 def _ours_solver(kind, max_iterations, max_time, p=None, variant=""):
     kw = dict(max_iterations=max_iterations, max_time=max_time, min_grad_norm=1e-6, log=False)
-    if kind == "SD":  # Armijo backtracking as pymanopt; or Barzilai-Borwein steps (no peer has them)
-        return SteepestDescent(line_search="bb" if variant == "BB" else "backtracking", **kw)
+    if kind == "SD":  # our default Barzilai-Borwein steps (no peer has them); or Armijo as pymanopt
+        return SteepestDescent(line_search="backtracking" if variant == "armijo" else "bb", **kw)
     if kind == "CG" and variant == "LBFGS":  # no peer has Riemannian L-BFGS
         return LBFGS(transport="projection", **kw)
     if kind == "CG":  # projection transport, as pymanopt on Stiefel/Grassmann; our default Wolfe
@@ -254,7 +253,7 @@ def part_b(device: str, repeat: int, quick: bool) -> list[Table]:
         for kind in ("SD", "CG", "TR"):
             rows = {}
             libs = ("riemlearn", "riemlearn-analytic", "pymanopt-numpy", "pymanopt-pytorch")
-            extra = {"SD": ("riemlearn-BB",), "CG": ("riemlearn-armijo", "riemlearn-LBFGS")}
+            extra = {"SD": ("riemlearn-armijo",), "CG": ("riemlearn-armijo", "riemlearn-LBFGS")}
             for lib in libs + extra.get(kind, ()):
                 times, cpus, res = [], [], None
                 for _ in range(repeat):

@@ -37,7 +37,7 @@ def test_fewer_iterations_than_backtracking_on_an_ill_conditioned_quadratic(gen)
     pb = Problem(Euclidean(40), lambda x: 0.5 * (d * x * x).sum() - (b * x).sum())
     kw = dict(max_iterations=20000, min_grad_norm=1e-7, min_step_size=0.0, log=False)
     bb = SteepestDescent(line_search="bb", **kw).solve(pb, torch.zeros(40, dtype=D))
-    bt = SteepestDescent(**kw).solve(pb, torch.zeros(40, dtype=D))
+    bt = SteepestDescent(line_search="backtracking", **kw).solve(pb, torch.zeros(40, dtype=D))
     assert bb.stop_reason == "gradient norm"
     torch.testing.assert_close(bb.point, b / d, atol=1e-7, rtol=0)
     assert int(bb.iterations) * 5 < int(bt.iterations)

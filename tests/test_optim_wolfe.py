@@ -147,7 +147,9 @@ def test_arguments_are_checked():
 
 
 @pytest.mark.parametrize("solver", [ConjugateGradient(max_iterations=500, min_grad_norm=1e-7),
-                                    LBFGS(max_iterations=500, min_grad_norm=1e-7)], ids=["cg", "lbfgs"])
+                                    LBFGS(max_iterations=500, min_grad_norm=1e-7),
+                                    SteepestDescent(max_iterations=500, min_grad_norm=1e-7)],
+                         ids=["cg", "lbfgs", "sd-bb"])
 def test_every_axiom_case_converges(solver):
     """Three problems per axiom-suite case, solved batched. Guards two failure modes seen while
     building the search: a flat φ far out on a compact manifold (the sphere's retraction
