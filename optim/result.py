@@ -119,7 +119,10 @@ class Solver:
         """Update stop reasons after iteration ``k``; log; return True when all stopped.
 
         ``keep_going`` (per problem) exempts problems from the step-size rule this iteration.
+        At ``k = 0`` a non-finite cost or gradient norm raises ``ValueError`` (no silent NaN).
         """
+        if k == 0:
+            _check_finite_start(f, gn)
         if f.dim() == 0 and not self.record and self.verbosity < 2:
             return self._check_single(k, f, gn, step, fold,
                                       keep_going is not None and bool(keep_going))
@@ -191,6 +194,17 @@ class Solver:
             print(f"{self.name}: {_summary(reasons)} after {int(self._iters.max())} iterations, "
                   f"{elapsed:.3g} s, f={_fmt(f)}, |grad|={_fmt(gn)}")
         return res
+
+
+def _check_finite_start(f: Tensor, gn: Tensor | float) -> None:
+    """Raise ``ValueError`` if the cost or the gradient norm at the starting point is not finite."""
+    gn = gn if isinstance(gn, Tensor) else torch.tensor(gn)
+    bad = ~(torch.isfinite(f) & torch.isfinite(gn.to(f.device)))
+    if bool(bad.any()):
+        where = "" if f.dim() == 0 else f" (problem {tuple(int(i) for i in torch.nonzero(bad)[0])})"
+        raise ValueError(f"the cost or its gradient is not finite at the starting point{where}: "
+                         f"cost {float(f.reshape(-1)[bad.reshape(-1)][0])}, gradient norm "
+                         f"{float(gn.reshape(-1)[bad.reshape(-1).to(gn.device)][0])}")
 
 
 def _fmt(t: Any) -> str:

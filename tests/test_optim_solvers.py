@@ -88,3 +88,16 @@ def test_explicit_gradient_and_hessian(gen):
     pb = Problem(Euclidean(5), cost, egrad=lambda x: a @ x - b, ehess=lambda x, u: a @ u)
     res = TrustRegions().solve(pb, torch.zeros(5, dtype=D))
     torch.testing.assert_close(res.point, torch.linalg.solve(a, b), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("solver", [SteepestDescent(), ConjugateGradient(), TrustRegions(), LBFGS()],
+                         ids=["sd", "cg", "tr", "lbfgs"])
+def test_non_finite_start_is_an_error(solver):
+    """A NaN cost (or gradient) at the start raises instead of iterating on NaN."""
+    pb = Problem(Euclidean(2), lambda x: (x ** 2).sum() * float("nan"))
+    with pytest.raises(ValueError, match="not finite at the starting point"):
+        solver.solve(pb, torch.zeros(2, dtype=D))
+    nan_1 = 0 * torch.tensor([1.0, 0.0, 1.0], dtype=D).reciprocal()  # [0, NaN, 0]
+    batched = Problem(Euclidean(2), lambda x: ((x - 1) ** 2).sum(-1) + nan_1)
+    with pytest.raises(ValueError, match=r"problem \(1,\)"):
+        solver.solve(batched, torch.zeros(3, 2, dtype=D))
