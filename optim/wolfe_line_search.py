@@ -170,15 +170,18 @@ class WolfeLineSearch:
                     td = move(x, y, d)
                     s = float(geom.inner(y, g, td))
                     ok, _, _ = self._wolfe(f0v, df0, a, fv, s, tol)
-                    if ok:
+                    if not math.isfinite(s):  # a NaN gradient: too far, as a NaN cost
+                        hi = (a, math.inf, math.nan)
+                    elif ok:
                         return self._accept_single(a, df0, norm_d, y, f, g, td)
-                    if fv < f0v and (best is None or fv < best[1]):
-                        best = (a, fv, s, (y, f, g, td))
-                    # past a minimizer along the line, or still descending (within the band)
-                    if s >= 0:
-                        hi = (a, fv, s)
                     else:
-                        lo = (a, fv, s, (y, f, g, td))
+                        if fv < f0v and (best is None or fv < best[1]):
+                            best = (a, fv, s, (y, f, g, td))
+                        # past a minimizer along the line, or still descending (within the band)
+                        if s >= 0:
+                            hi = (a, fv, s)
+                        else:
+                            lo = (a, fv, s, (y, f, g, td))
                 else:
                     hi = (a, fv, math.nan)
             if hi is None:
