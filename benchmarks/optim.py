@@ -157,6 +157,8 @@ def _brockett(n, p, g):
 
 
 def _problems(quick: bool, g, device: str = "cpu"):
+    # analytic derivatives as ``c * (A @ x)``: ``c * A @ x`` would scale the n×n matrix first
+    # (before 2026-11-23 it did, for riemlearn-analytic and pymanopt-numpy alike)
     n1, p1 = (100, 5) if quick else (200, 10)
     n2, p2 = (300, 5) if quick else (1000, 10)
     a1, w1 = _brockett(n1, p1, g)
@@ -171,18 +173,18 @@ def _problems(quick: bool, g, device: str = "cpu"):
         name=f"Stiefel({n1},{p1}) Brockett", ours=st, x0=st.random_point(generator=g, dtype=D),
         cost_cpu=lambda x: ((x.T @ a1 @ x).diagonal(dim1=-2, dim2=-1) * w1).sum(),
         cost=lambda x: ((x.T @ a1d @ x).diagonal(dim1=-2, dim2=-1) * w1d).sum(),
-        egrad=lambda x: 2 * a1d @ x * w1d, ehess=lambda x, u: 2 * a1d @ u * w1d,
+        egrad=lambda x: 2 * (a1d @ x) * w1d, ehess=lambda x, u: 2 * (a1d @ u) * w1d,
         np_cost=lambda x: float(((x.T @ a1n @ x).diagonal() * w1n).sum()),
-        np_egrad=lambda x: 2 * a1n @ x * w1n, np_ehess=lambda x, u: 2 * a1n @ u * w1n,
+        np_egrad=lambda x: 2 * (a1n @ x) * w1n, np_ehess=lambda x, u: 2 * (a1n @ u) * w1n,
         pym=("Stiefel", n1, p1)))
     out.append(dict(
         name=f"Grassmann({n2},{p2}) dominant subspace", ours=gr,
         x0=gr.random_point(generator=g, dtype=D),
         cost_cpu=lambda x: -(x * (a2 @ x)).sum(),
         cost=lambda x: -(x * (a2d @ x)).sum(),
-        egrad=lambda x: -2 * a2d @ x, ehess=lambda x, u: -2 * a2d @ u,
+        egrad=lambda x: -2 * (a2d @ x), ehess=lambda x, u: -2 * (a2d @ u),
         np_cost=lambda x: float(-(x * (a2n @ x)).sum()),
-        np_egrad=lambda x: -2 * a2n @ x, np_ehess=lambda x, u: -2 * a2n @ u,
+        np_egrad=lambda x: -2 * (a2n @ x), np_ehess=lambda x, u: -2 * (a2n @ u),
         pym=("Grassmann", n2, p2)))
     return out
 
