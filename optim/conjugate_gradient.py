@@ -14,7 +14,6 @@ from .bb_line_search import BarzilaiBorweinLineSearch
 from .problem import Problem, sel, transporter
 from .result import OptimizeResult, Solver
 from .steepest_descent import make_line_search
-from .wolfe_line_search import WolfeLineSearch
 
 __all__ = ["ConjugateGradient"]
 
@@ -84,9 +83,7 @@ class ConjugateGradient(Solver):
         self.beta_rule = rule
         self.orth_value = orth_value
         self.restart_every = restart_every
-        if line_search == "wolfe":  # the slope along the line uses the solver's transport
-            line_search = WolfeLineSearch(transport=transport)
-        self.line_search = make_line_search(line_search)
+        self.line_search = make_line_search(line_search, transport)
         if isinstance(self.line_search, BarzilaiBorweinLineSearch):
             raise ValueError("the Barzilai–Borwein search is for steepest descent (its steps assume "
                              "d = −grad); use 'adaptive' or 'backtracking' with conjugate gradient")

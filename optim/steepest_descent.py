@@ -89,15 +89,17 @@ class SteepestDescent(Solver):
         return self._finish(x, f, gn)
 
 
-def make_line_search(spec: Any) -> BackTrackingLineSearch | WolfeLineSearch:
+def make_line_search(spec: Any, transport: str = "metric") -> BackTrackingLineSearch | WolfeLineSearch:
+    """The line search named ``spec`` (or ``spec`` itself if it is one); searches that move
+    vectors between points (Wolfe slopes, BB quotients) use the solver's ``transport``."""
     if spec == "backtracking":
         return BackTrackingLineSearch()
     if spec == "adaptive":
         return AdaptiveLineSearch()
     if spec == "bb":
-        return BarzilaiBorweinLineSearch()
+        return BarzilaiBorweinLineSearch(transport=transport)
     if spec == "wolfe":
-        return WolfeLineSearch()
+        return WolfeLineSearch(transport=transport)
     if hasattr(spec, "search") and hasattr(spec, "reset"):
         return spec
     raise ValueError("line_search must be 'backtracking', 'adaptive', 'bb', 'wolfe' or a "
