@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from ..manifolds.base import Manifold
-from ..manifolds.spectral import sym
 from ..stats import _mean_generic as _gen
 from ..stats import _mean_spd as _spd
 from ._comm import Comm
@@ -25,9 +24,9 @@ def spd_init(kind: str, x: Tensor, w: Tensor, comm: Comm) -> Tensor | tuple[Tens
     if kind == "bw":
         (a,) = comm.sum_many(_spd._wsum(w, x))
         return a
-    chol, info = torch.linalg.cholesky_ex(sym(x))
+    chol, info = torch.linalg.cholesky_ex(x)  # reads the lower triangle only
     bad = (info > 0).any().to(x.dtype).reshape(1)
-    a, hs, bad = comm.sum_many(_spd._wsum(w, x), _spd._wsum(w, torch.cholesky_inverse(chol)), bad)
+    a, hs, bad = comm.sum_many(_spd._wsum(w, x), _spd.inverse_wsum(chol, w), bad)
     if bool(bad.item() > 0):
         raise ValueError("points are not positive definite (Cholesky fails on some rank)")
     return _spd.ah_frame_from_means(a, hs)

@@ -30,17 +30,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..manifolds.eigh_refine import eigh_from_guess
 from ..manifolds.spectral import eigh, logm, sqrtm, sqrtm_invsqrtm, sym
 from ..manifolds.spectral_fns import Log
 from ..manifolds.tolerance import eps, tie_threshold
 
-__all__ = ["le_mean", "lc_mean", "AIMState", "ah_frame", "ah_frame_from_means", "ah_init", "aim_mean",
-           "aim_adjoint", "bw_mean", "bw_grad_norm"]
+__all__ = ["le_mean", "lc_mean", "AIMState", "ah_frame", "ah_frame_from_means", "ah_init", "inverse_wsum",
+           "aim_mean", "aim_adjoint", "bw_mean", "bw_grad_norm"]
 
 
 def _wsum(w: Tensor, x: Tensor) -> Tensor:
-    """``Σ_i w_i x_i`` over dim -3 for ``w (G, N)``, ``x (G, N, n, n)``."""
-    return (w[..., None, None] * x).sum(-3)
+    """``Σ_i w_i x_i`` over dim -3 for ``w (G, N)``, ``x (G, N, n, n)`` (one GEMV, no temporary)."""
+    *g, n_pts, n, m = x.shape
+    return (w.unsqueeze(-2) @ x.reshape(*g, n_pts, n * m)).reshape(*g, n, m)
 
 
 # -- closed forms -------------------------------------------------------------------------------
@@ -72,11 +74,21 @@ class AIMState:
     vec: Tensor | None  # (G, N, n, n) eigenvectors of Yᵢ
     x: Tensor | None = None
     w: Tensor | None = None
+    # (U, V): the last move's rotation and the eigenvectors before it; Uᵀ Vᵢ approximates the
+    # eigenvectors at this frame (refined instead of a fresh eigh when recomputing).
+    guess: tuple[Tensor, Tensor] | None = None
+
+    def vectors_guess(self) -> Tensor | None:
+        """Eigenvectors of the ``Yᵢ`` at this frame: exact, or the rotated previous ones (None
+        if neither is kept)."""
+        if self.vec is not None:
+            return self.vec
+        return None if self.guess is None else self.guess[0].mT.unsqueeze(-3) @ self.guess[1]
 
     def eigenpairs(self) -> tuple[Tensor, Tensor]:
         if self.lam is None:
-            _, _, _, self.lam, self.vec = _whitened_pass(self.x, self.w, self.ci)
-            self.x = self.w = None
+            _, _, _, self.lam, self.vec = _whitened_pass(self.x, self.w, self.ci, self.vectors_guess())
+            self.x = self.w = self.guess = None
         return self.lam, self.vec
 
 
@@ -94,9 +106,24 @@ def _stack_cols(v: Tensor) -> Tensor:
     return v.permute(0, 2, 1, 3).reshape(g, n, n_pts * n)
 
 
-def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Eigen-decompose ``Yᵢ = C⁻¹ Xᵢ C⁻ᵀ``; return cost, gradient ``G``, ``log λ``, ``λ``, ``V``."""
-    lam, v = eigh(_congruence(ci, x))
+#: Largest ``n`` for which a pass after a Newton step refines the rotated previous eigenvectors
+#: (:func:`~riemlearn.manifolds.eigh_refine.eigh_from_guess`) instead of calling LAPACK, on CPU.
+#: One core, 1000 points (``benchmarks/RESULTS.md``): n = 22 about 0.6× an ``eigh`` pass, n = 32 over 1×.
+REFINE_MAX_N = 24
+
+
+def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor, guess: Tensor | None = None, far: bool = False
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Eigen-decompose ``Yᵢ = C⁻¹ Xᵢ C⁻ᵀ``; return cost, gradient ``G``, ``log λ``, ``λ``, ``V``.
+
+    ``guess``: approximate eigenvectors of every ``Yᵢ`` (refined to full precision, LAPACK for
+    the matrices the refinement cannot finish; ``far``: after a step of max |μ| > 1e-4, a
+    mixed-precision start); eigenvalues then come unsorted.
+    """
+    if guess is None:
+        lam, v = eigh(_congruence(ci, x))
+    else:
+        lam, v = eigh_from_guess(sym(_congruence(ci, x)), guess, mixed=far)
     lam = lam.clamp_min(torch.finfo(lam.dtype).tiny)
     ll = torch.log(lam)
     cost = 0.5 * (w * (ll * ll).sum(-1)).sum(-1)
@@ -106,29 +133,58 @@ def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor) -> tuple[Tensor, Tensor, Te
     return cost, sym(grad), ll, lam, v
 
 
-def _coth_weights(ll: Tensor, w: Tensor) -> Tensor:
-    """``wᵢ · δ coth δ`` with ``δ = (l_j − l_k)/2``; shape (G, N, n, n)."""
-    d = (ll.unsqueeze(-1) - ll.unsqueeze(-2)).mul_(0.5)
-    g = d / torch.tanh(d)  # relatively accurate down to tiny |δ|; exactly 0/0 at ties
-    return torch.nan_to_num_(g, nan=1.0).mul_(w[..., None, None])
+def _coth_weights(ll: Tensor, w: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``wᵢ · δ coth δ`` with ``δ = (l_j − l_k)/2``; shape (G, N, n, n), in ``dtype`` (default ``ll``'s)."""
+    half = (0.5 * ll).to(dtype or ll.dtype)
+    d = half.unsqueeze(-1) - half.unsqueeze(-2)
+    t = torch.tanh(d)
+    g = torch.div(d, t, out=t)  # relatively accurate down to tiny |δ|
+    # exactly 0/0 at ties (the diagonal): the limit 1
+    return g.nan_to_num_(nan=1.0).mul_(w.to(g.dtype)[..., None, None])
 
 
 class _Hessian:
-    """``H ↦ Σ wᵢ Vᵢ (gᵢ ∘ Vᵢᵀ H Vᵢ) Vᵢᵀ`` for ``H (G, n, n)`` (tall GEMMs where possible)."""
+    """``H ↦ Σ wᵢ Vᵢ (gᵢ ∘ Vᵢᵀ H Vᵢ) Vᵢᵀ`` for ``H (G, n, n)`` (tall GEMMs where possible).
+
+    The products run in ``gw``'s dtype (float32 for a float64 mean on CPU: twice the GEMM speed
+    and half the memory traffic; :func:`_hess_error` bounds what that changes); ``H`` and the
+    result stay in their own dtype.
+    """
 
     def __init__(self, v: Tensor, gw: Tensor) -> None:
         g, n_pts, n, _ = v.shape
-        self.v, self.gw = v, gw
-        self.vt = v.mT.contiguous().reshape(g, n_pts * n, n)
-        self.vs = _stack_cols(v)
+        self.gw = gw
+        self.v = v.to(gw.dtype)
+        self.vt = self.v.mT.contiguous().reshape(g, n_pts * n, n)
+        self.vs = _stack_cols(self.v)
 
     def __call__(self, h: Tensor) -> Tensor:
         g, n_pts, n, _ = self.v.shape
-        ht = (self.vt @ h).reshape(g, n_pts, n, n) @ self.v  # Vᵢᵀ H Vᵢ
+        ht = (self.vt @ h.to(self.gw.dtype)).reshape(g, n_pts, n, n) @ self.v  # Vᵢᵀ H Vᵢ
         q = self.v @ (self.gw * ht)
         # Symmetric up to round-off (ε‖H‖); CG does not need it exact and its results are
         # symmetrized where they leave (the Newton direction before its eigh, the adjoint's X̄).
-        return _stack_cols(q) @ self.vs.mT
+        return (_stack_cols(q) @ self.vs.mT).to(h.dtype)
+
+
+def _hess_dtype(x: Tensor) -> torch.dtype:
+    """Float32 Hessian products for float64 means on CPU (on CUDA float32 products may run in
+    TF32, and the GPU path is measured as it is)."""
+    return torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
+
+
+def _hess_error(ll: Tensor, w: Tensor, dn: Tensor, dtype: torch.dtype) -> Tensor:
+    """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``ll``'s).
+
+    Four products of inner size ``n`` and one scaling: ``8 n eps`` relative (Higham's ``γₙ`` per
+    product, with room), times ``‖Hess‖ ≤ Σ wᵢ (1 + (lmax − lmin)ᵢ / 2)`` (``δ coth δ ≤ 1 + |δ|``)
+    and ``‖D‖_F = dn``.
+    """
+    if dtype == ll.dtype:
+        return torch.zeros_like(dn)
+    spread = ll.amax(-1) - ll.amin(-1)
+    hmax = (w * (1.0 + 0.5 * spread)).sum(-1)
+    return (8 * ll.shape[-1] * torch.finfo(dtype).eps) * hmax * dn
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -178,14 +234,27 @@ def ah_frame(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     Both bracket the affine-invariant mean (``H ≤ G ≤ A``) and their geometric mean matches it
     to second order in the spread (exactly for two commuting points). With ``A = L Lᵀ`` and
     ``Lᵀ H⁻¹ L = U diag(τ) Uᵀ``, ``A # H = L (L⁻¹ H L⁻ᵀ)^{1/2} Lᵀ`` gives ``C = L U diag(τ^{-1/4})``:
-    one Cholesky inverse per point and one ``eigh`` per group, no inverse or square root of a
-    mean. Raises ``ValueError`` if a point is not positive definite.
+    one Cholesky factor and triangular inverse per point and one ``eigh`` per group, no inverse
+    or square root of a mean. Raises ``ValueError`` if a point is not positive definite.
     """
-    chol, info = torch.linalg.cholesky_ex(sym(x))
+    chol, info = torch.linalg.cholesky_ex(x)  # reads the lower triangle only
     if bool((info > 0).any()):
         idx = tuple(int(i) for i in torch.nonzero(info > 0)[0])
         raise ValueError(f"points are not positive definite (Cholesky fails at group/point index {idx})")
-    return ah_frame_from_means(_wsum(w, x), _wsum(w, torch.cholesky_inverse(chol)))
+    return ah_frame_from_means(_wsum(w, x), inverse_wsum(chol, w))
+
+
+def inverse_wsum(chol: Tensor, w: Tensor) -> Tensor:
+    """``Σ wᵢ Xᵢ⁻¹`` from the Cholesky factors ``Lᵢ`` of ``Xᵢ`` (``w >= 0``).
+
+    ``= Zᵀ Z`` with ``Z`` the stacked ``√wᵢ Lᵢ⁻¹``: one triangular solve per point and one tall
+    product (a third of the work of forming every inverse and summing them).
+    """
+    g, n_pts, n, _ = chol.shape
+    eye = torch.eye(n, dtype=chol.dtype, device=chol.device).expand_as(chol)
+    z = torch.linalg.solve_triangular(chol, eye, upper=False).mul_(w.sqrt()[..., None, None])
+    z = z.reshape(g, n_pts * n, n)
+    return z.mT @ z
 
 
 def ah_frame_from_means(a: Tensor, hinv: Tensor) -> tuple[Tensor, Tensor]:
@@ -219,7 +288,7 @@ def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
     f = torch.add(e, mu, alpha=0.5)  # eigenvalues of F
     e_f = torch.linalg.vector_norm(e, dim=-1)
     ee = e_f * torch.linalg.vector_norm(e, ord=float("inf"), dim=-1)
-    lmin, lmax = lam[..., 0], lam[..., -1]
+    lmin, lmax = lam.amin(-1), lam.amax(-1)
     rest = lmax * torch.add(ee, torch.linalg.vector_norm(f, dim=-1), alpha=2.0)[..., None]  # ‖Δ − Δ₁‖_F
     dn = lmax * torch.add(ee, e_f, alpha=2.0)[..., None]  # ‖Δ‖_F
     r = dn / (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
@@ -228,7 +297,7 @@ def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
     return (w.unsqueeze(-2) @ err.unsqueeze(-1)).reshape(w.shape[:-1]) * (1 + 1e-6)
 
 
-def _perturbed_grad(hess: _Hessian, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
+def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
                     ) -> tuple[Tensor, Tensor]:
     """Gradient norm after the move ``M' = C e^{D} Cᵀ`` from the eigenpairs at ``M`` (no ``eigh``).
 
@@ -237,19 +306,17 @@ def _perturbed_grad(hess: _Hessian, lam: Tensor, ll: Tensor, w: Tensor, mu: Tens
     divided differences of log). Returns the estimate and a bound on the neglected second-order
     term ``Σ wᵢ ‖Δ̂ᵢ‖² / (2 (λ_min − ‖Δ̂ᵢ‖)²)``.
     """
-    v = hess.v
-    g, n_pts, n, _ = v.shape
     p = (u * torch.exp(-0.5 * mu).unsqueeze(-2)) @ u.mT
-    q = (hess.vt @ p).reshape(g, n_pts, n, n) @ v
+    q = (v.mT @ p.unsqueeze(-3)) @ v
     delta = (q * lam.unsqueeze(-2)) @ q
     delta.diagonal(dim1=-2, dim2=-1).sub_(lam)
     l1 = Log().first_divided_difference(lam, tie_threshold(lam.dtype))
     inner = l1 * delta
     inner.diagonal(dim1=-2, dim2=-1).add_(ll)
     q2 = v @ (inner * w[..., None, None])
-    grad = sym(_stack_cols(q2) @ hess.vs.mT)
+    grad = sym(_stack_cols(q2) @ _stack_cols(v).mT)
     dn = delta.norm(dim=(-2, -1))
-    lmin = lam[..., 0]
+    lmin = lam.amin(-1)
     gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
     # Taylor remainder of log: ‖R‖_F ≤ ½ sup|f''| ‖Δ̂‖_F² with sup|f''| = 1/(λ_min − ‖Δ̂‖)² (the
     # second divided differences of log are f''(ξ)/2; Bhatia, Matrix Analysis, V.3).
@@ -283,8 +350,9 @@ def aim_mean(
     def _red(*ts: Tensor) -> tuple[Tensor, ...]:
         return ts if reduce is None else reduce(*ts)
 
-    def _pass(ci_: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        cost_, grad_, ll_, lam_, v_ = _whitened_pass(x, w, ci_)
+    def _pass(ci_: Tensor, guess: Tensor | None = None, far_: bool = False
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        cost_, grad_, ll_, lam_, v_ = _whitened_pass(x, w, ci_, guess, far_)
         cost_, grad_ = _red(cost_, grad_)
         return cost_, grad_, ll_, lam_, v_
 
@@ -299,6 +367,10 @@ def aim_mean(
     groups = x.shape[:-3]
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)
     small_dec = 64 * eps(x.dtype)
+    hdt_far = _hess_dtype(x)
+    # The move rotates the whitened points by Uᵀ (C'⁻¹ = e^{-tμ/2} Uᵀ C⁻¹): Uᵀ Vᵢ is within the
+    # step's size of their new eigenvectors.
+    refine = x.device.type == "cpu" and x.shape[-1] <= REFINE_MAX_N
 
     def gnorm(g: Tensor) -> Tensor:
         if beta == 0.0:  # the common case: one norm kernel
@@ -327,10 +399,15 @@ def aim_mean(
         # scaled gradient step.
         g0 = gn / norm_scale
         stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01).clamp_min_(stop_floor)
-        gw = _coth_weights(ll, w)
+        # A step that can be final (CG's target within 100× tol) runs its products in x's dtype
+        # (its residual certifies the new point); earlier steps may run them in float32.
+        g0h = gmax / norm_scale
+        far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
+        hdt = hdt_far if far else x.dtype
+        gw = _coth_weights(ll, w, hdt)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
         n = gw.shape[-1]
-        (hbar,) = _red(gw.sum((-3, -2, -1)) / (n * n))
+        (hbar,) = _red(gw.sum((-3, -2, -1), dtype=x.dtype) / (n * n))
         hess = _Hessian(v, gw)
         apply = hess if reduce is None else (lambda h, hs=hess: _red(hs(h))[0])
         d, res = _cg(apply, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
@@ -344,10 +421,10 @@ def aim_mean(
         # G − Hess[D]; accept the step (no eigh) if that plus a bound on the rest is <= tol.
         # Skipped while CG's stopping residual (0.01·min(½, ‖G‖)·‖G‖) is far above tol: the step
         # cannot be final then (a heuristic: a rare lucky step costs one more eigh pass).
-        g0h = gmax / norm_scale
         all_done, mu_max = False, math.inf
-        if not (single and 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol):
-            (err,) = _red(_step_bound(lam, w, mu))
+        if not (single and far):
+            (err,) = _red(_step_bound(lam, w, mu)
+                          + _hess_error(ll, w, torch.linalg.vector_norm(mu, dim=-1), hdt))
             gn_est = gnorm(res)
             done = torch.add(gn_est, err.add_(g0, alpha=100 * eps(x.dtype)), alpha=bound_scale) <= tol
             if not single:
@@ -356,7 +433,7 @@ def aim_mean(
             all_done, mu_max = torch.stack((done.all().to(mu.dtype), mu.abs().max())).tolist()
             if not all_done and mu_max <= 1e-4:
                 # Widely spread points: the exact first-order term from the current eigenpairs.
-                est, err = _red(*_perturbed_grad(hess, lam, ll, w, mu, u))
+                est, err = _red(*_perturbed_grad(v, lam, ll, w, mu, u))
                 gn_est = gnorm(est)
                 done = torch.add(gn_est, err, alpha=bound_scale) <= tol
                 if not single:
@@ -377,7 +454,12 @@ def aim_mean(
             break
         for _bt in range(40):
             c2, ci2 = _move(c, ci, mu, u, t)
-            cost2, grad2, ll2, lam2, v2 = _pass(ci2)
+            if refine:
+                big = mu_max * float(t.max()) > 1e-4 if mu_max < math.inf else bool(
+                    (t[..., None] * mu).abs().max() > 1e-4)
+                cost2, grad2, ll2, lam2, v2 = _pass(ci2, u.mT.unsqueeze(-3) @ v, big)
+            else:
+                cost2, grad2, ll2, lam2, v2 = _pass(ci2)
             ok = cost2 <= cost - 1e-4 * t * slope
             # Below round-off of the cost, Armijo cannot decide: accept a step that lowers ‖G‖.
             tiny = slope * t <= small_dec * (1 + cost.abs())
@@ -393,7 +475,7 @@ def aim_mean(
     if prev is not None:
         return mean, iters, gn, gn <= tol, prev
     if stale:  # eigenpairs belong to the previous iterate: recompute them lazily for a backward
-        return mean, iters, gn, gn <= tol, AIMState(c, ci, None, None, x, w)
+        return mean, iters, gn, gn <= tol, AIMState(c, ci, None, None, x, w, (u, v) if refine else None)
     return mean, iters, gn, gn <= tol, AIMState(c, ci, lam, v)
 
 

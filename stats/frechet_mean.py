@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +48,22 @@ from ..manifolds.tolerance import eps
 from . import _mean_generic as _gen
 from . import _mean_spd as _spd
 
-__all__ = ["frechet_mean", "FrechetMeanInfo", "check_weights"]
+__all__ = ["frechet_mean", "FrechetMeanInfo", "check_weights", "capture_aim_states"]
+
+_AIM_STATES: ContextVar[list | None] = ContextVar("riemlearn_aim_states", default=None)
+
+
+@contextmanager
+def capture_aim_states() -> Iterator[list]:
+    """Collect the solver states of the affine-invariant means computed inside (this thread or
+    task only), as ``(state, points)`` in the compute dtype; the final frame and eigenpairs, or a
+    guess for them, that :meth:`TangentSpace.fit_transform` reuses instead of a fresh ``eigh``."""
+    states: list = []
+    token = _AIM_STATES.set(states)
+    try:
+        yield states
+    finally:
+        _AIM_STATES.reset(token)
 
 
 @dataclass
@@ -201,6 +219,9 @@ def _spd_mean(kind: str, metric: Any, x: Tensor, w: Tensor, init: Tensor | None,
             ab = (float(getattr(metric, "alpha", 1.0)), float(getattr(metric, "beta", 0.0)))
             mean, it, gn, conv, state = _spd.aim_mean(xd, wd, init, tol * abs(theta), max_iter,
                                                       1.0 / abs(theta), ab)
+            sink = _AIM_STATES.get()
+            if sink is not None and theta == 1.0:
+                sink.append((state, xd))
 
             def adjoint(xa, wa, gbar, nx, nw):
                 return _spd.aim_adjoint(state, xa, wa, gbar, nx, nw)
@@ -225,7 +246,7 @@ def _spd_mean(kind: str, metric: Any, x: Tensor, w: Tensor, init: Tensor | None,
 
 def _spd_init(x: Tensor, w: Tensor) -> Tensor:
     """Weighted arithmetic mean (cheap, SPD, and good for concentrated data)."""
-    return (w[..., None, None] * x).sum(-3)
+    return _spd._wsum(w, x)
 
 
 def _generic_init(m: Manifold, x: Tensor, w: Tensor) -> Tensor:

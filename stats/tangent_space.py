@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds.base import Metric
+from ..manifolds.eigh_refine import eigh_from_guess
 from ..manifolds.spd import SPD
 from ..manifolds.spd_affine_invariant import AffineInvariant
 from ..manifolds.spd_base import resolve_compute_dtype
@@ -218,6 +219,10 @@ class TangentSpace(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
         """Fit the reference point (Fréchet mean of ``X``, shape (n_matrices, n, n))."""
+        self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X: Any, sample_weight: Any) -> tuple[Tensor, bool]:
         manifold = spd_manifold(self.metric)
         C, was_numpy = check_spd(X)
         w = check_sample_weight(sample_weight, C.shape[0], C)
@@ -230,7 +235,35 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         self._whitener = (aim_whitener(ref.to(_compute_dtype(m, ref.dtype)))
                           if fast_path(m) == "ai" else None)
         self._whitener_of = self.reference_
-        return self
+        return C, was_numpy
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """:meth:`fit`, then :meth:`transform` of ``X``.
+
+        Affine-invariant: the mean's solver ends with the eigenvectors of the whitened training
+        matrices (or a rotation of them); ``log(P^{-1/2} Cᵢ P^{-1/2})`` starts from those, refined
+        to full precision by matrix products, instead of a fresh ``eigh`` of every matrix.
+        """
+        from .frechet_mean import capture_aim_states
+
+        m = spd_manifold(self.metric).metric
+        if self.tsupdate or fast_path(m) != "ai":
+            return self.fit(X, y, sample_weight).transform(X)
+        with capture_aim_states() as states:
+            C, was_numpy = self._fit(X, sample_weight)
+        guess = states[0][0].vectors_guess() if len(states) == 1 and not C.requires_grad else None
+        if guess is None:
+            return self.transform(X)
+        state = states[0][0]
+        wh = self._whitener.to(device=C.device)
+        cc = C.to(wh.dtype)
+        # W Cᵢ W = Q Yᵢ Qᵀ with Yᵢ = C_f⁻¹ Cᵢ C_f⁻ᵀ the solver's whitened points and Q = W C_f
+        # (orthogonal if the solver's frame is the returned mean's, nearly so otherwise).
+        q = wh @ state.c[0]
+        lam, v = eigh_from_guess(sym(wh @ cc @ wh), q @ guess[0])
+        logs = (v * torch.log(lam.clamp_min(torch.finfo(lam.dtype).tiny)).unsqueeze(-2)) @ v.mT
+        T = vech(m.identity_coords(sym(logs)))
+        return to_output(T.to(C.dtype), was_numpy)
 
     def transform(self, X: Any) -> Any:
         """Tangent vectors, shape (n_matrices, n(n+1)/2)."""
