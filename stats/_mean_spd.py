@@ -107,7 +107,7 @@ def _stack_cols(v: Tensor) -> Tensor:
 
 
 #: Largest ``n`` for which a pass after a Newton step refines the rotated previous eigenvectors
-#: (:func:`~riemlearn.manifolds.eigh_refine.eigh_from_guess`) instead of calling LAPACK, on CPU.
+#: (:func:`~riemlearn.manifolds.eigh_refine.eigh_from_guess`) instead of calling LAPACK (CPU, float64).
 #: One core, 1000 points (``benchmarks/RESULTS.md``): n = 22 about 0.6× an ``eigh`` pass, n = 32 over 1×.
 REFINE_MAX_N = 24
 
@@ -370,7 +370,8 @@ def aim_mean(
     hdt_far = _hess_dtype(x)
     # The move rotates the whitened points by Uᵀ (C'⁻¹ = e^{-tμ/2} Uᵀ C⁻¹): Uᵀ Vᵢ is within the
     # step's size of their new eigenvectors.
-    refine = x.device.type == "cpu" and x.shape[-1] <= REFINE_MAX_N
+    # (float64 only: in float32 the refined vectors are orthogonal to ~eps·spread/gap, 10× LAPACK's)
+    refine = x.device.type == "cpu" and x.dtype == torch.float64 and x.shape[-1] <= REFINE_MAX_N
 
     def gnorm(g: Tensor) -> Tensor:
         if beta == 0.0:  # the common case: one norm kernel
