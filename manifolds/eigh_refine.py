@@ -102,6 +102,30 @@ def refine_eigh(
     return w, u, done
 
 
+def _oa_steps(a: Tensor, u: Tensor, work: Tensor, tol: float, max_steps: int,
+              limit: float) -> tuple[Tensor, Tensor]:
+    """Steps of :func:`refine_eigh_columns` in place on rows ``u`` (``X̂ = uᵀ``), with ``work``
+    ``(3, b, n, n)`` scratch; returns ``(w, converged)``."""
+    xtx, av, s = work.unbind(0)
+    conv = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
+    w = a.new_empty(a.shape[:-1])
+    for _ in range(max_steps):
+        torch.bmm(u, u.mT, out=xtx)  # X̂ᵀX̂
+        torch.bmm(a, u.mT, out=av)  # A X̂
+        torch.bmm(u, av, out=s)  # X̂ᵀ A X̂
+        dg = xtx.diagonal(dim1=-2, dim2=-1)
+        w = s.diagonal(dim1=-2, dim2=-1) / dg
+        e = s.addcmul_(xtx, w.unsqueeze(-2), value=-1.0)  # sᵢⱼ + λ̃ⱼ rᵢⱼ off the diagonal
+        e.div_(torch.sub(w.unsqueeze(-2), w.unsqueeze(-1), out=av))
+        e.diagonal(dim1=-2, dim2=-1).copy_((1.0 - dg) * 0.5)
+        emax = torch.abs(e, out=av).amax((-2, -1))
+        u.add_(torch.bmm(e.mT, u, out=av))  # X̂ + X̂ Ẽ, as rows
+        conv = emax <= tol
+        if bool((conv | ~(emax <= limit)).all()):
+            break
+    return w, conv
+
+
 def refine_eigh_columns(a: Tensor, v: Tensor, tol: float, max_steps: int = 8,
                         limit: float = 0.25) -> tuple[Tensor, Tensor, Tensor]:
     """Ogita–Aishima steps without cluster test on columns ``v``; returns ``(w, v, converged)``.
@@ -114,30 +138,14 @@ def refine_eigh_columns(a: Tensor, v: Tensor, tol: float, max_steps: int = 8,
     quadratic basin, or a near-tie). Stops when every matrix converged or failed, or after
     ``max_steps`` (one host read per step). Every matrix takes the batch's steps (a converged
     one only moves at round-off level). ``w``: Rayleigh quotients of the last step, in the
-    order of the columns (unsorted).
+    order of the columns (unsorted); ``v`` comes back column-major (``v.mT`` contiguous).
 
-    The steps write into five buffers allocated once: a fresh multi-megabyte tensor per
-    operation costs its page faults again (on CPU, as much as the arithmetic at n = 22).
+    The steps write into three scratch buffers allocated once: a fresh multi-megabyte tensor
+    per operation costs its page faults again (on CPU, as much as the arithmetic at n = 22).
     """
-    v = v.clone()
-    xtx, av, s, e, tmp = (torch.empty_like(a) for _ in range(5))
-    conv = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
-    w = a.new_empty(a.shape[:-1])
-    for _ in range(max_steps):
-        torch.bmm(v.mT, v, out=xtx)
-        torch.bmm(a, v, out=av)
-        torch.bmm(v.mT, av, out=s)
-        dg = xtx.diagonal(dim1=-2, dim2=-1)
-        w = s.diagonal(dim1=-2, dim2=-1) / dg
-        torch.addcmul(s, xtx, w.unsqueeze(-2), value=-1.0, out=e)  # sᵢⱼ + λ̃ⱼ rᵢⱼ off the diagonal
-        e.div_(torch.sub(w.unsqueeze(-2), w.unsqueeze(-1), out=tmp))
-        e.diagonal(dim1=-2, dim2=-1).copy_((1.0 - dg) * 0.5)
-        emax = torch.abs(e, out=tmp).amax((-2, -1))
-        v.add_(torch.bmm(v, e, out=av))
-        conv = emax <= tol
-        if bool((conv | ~(emax <= limit)).all()):
-            break
-    return w, v, conv
+    u = v.mT.contiguous()
+    w, conv = _oa_steps(a, u, a.new_empty((3,) + a.shape), tol, max_steps, limit)
+    return w, u.mT, conv
 
 
 def eigh_from_guess(a: Tensor, v0: Tensor, mixed: bool = False, max_steps: int = 8) -> tuple[Tensor, Tensor]:
@@ -148,16 +156,28 @@ def eigh_from_guess(a: Tensor, v0: Tensor, mixed: bool = False, max_steps: int =
     come in the order of ``v0``'s columns where refined (ascending where not): callers take
     ``amin``/``amax``, not the ends. ``mixed`` (float64 input, a guess far from converged):
     the first, large corrections in float32 (products twice as fast, half the memory traffic)
-    until their corrections are below 1e-3, then float64 steps.
+    until their corrections are below 1e-3, then float64 steps. One workspace of four
+    ``a``-sized buffers serves both stages.
     """
     from .spectral import eigh
 
     batch, n = a.shape[:-2], a.shape[-1]
     af, vf = a.reshape(-1, n, n), v0.reshape(-1, n, n)
+    ws = af.new_empty((4,) + af.shape)
+    u = ws[0]
     if mixed and a.dtype == torch.float64:
-        lo = torch.float32
-        vf = refine_eigh_columns(af.to(lo), vf.to(lo), 1e-3, max_steps)[1].to(a.dtype)
-    w, v, ok = refine_eigh_columns(af, vf, torch.finfo(a.dtype).eps ** 0.5, max_steps)
+        m = af.numel()
+        f = ws[1:].reshape(-1).view(torch.float32)  # the scratch, seen as 6 float32 buffers
+        a32, u32 = f[:m].view(af.shape), f[m:2 * m].view(af.shape)
+        work32 = f[2 * m:5 * m].view((3,) + af.shape)
+        a32.copy_(af)
+        u32.copy_(vf.mT)
+        _oa_steps(a32, u32, work32, 1e-3, max_steps, 0.25)
+        u.copy_(u32)
+    else:
+        u.copy_(vf.mT)
+    w, ok = _oa_steps(af, u, ws[1:], torch.finfo(a.dtype).eps ** 0.5, max_steps, 0.25)
+    v = u.mT
     if not bool(ok.all()):
         idx = (~ok).nonzero().squeeze(-1)
         wi, vi = eigh(af.index_select(0, idx))

@@ -92,24 +92,43 @@ class AIMState:
         return self.lam, self.vec
 
 
-def _congruence(ci: Tensor, x: Tensor) -> Tensor:
-    """``C⁻¹ Xᵢ C⁻ᵀ`` for ``ci (G, n, n)``, ``x (G, N, n, n)``, as two tall GEMMs per group."""
+def _congruence(ci: Tensor, x: Tensor, symmetric: bool = False) -> Tensor:
+    """``C⁻¹ Xᵢ C⁻ᵀ`` for ``ci (G, n, n)``, ``x (G, N, n, n)``, as two tall GEMMs per group
+    (``symmetric``: its symmetric part, written over the first product's buffer)."""
     g, n_pts, n, _ = x.shape
     z = (x.reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)  # Xᵢ C⁻ᵀ
     y = (z.mT.contiguous().reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)
+    if symmetric:
+        return torch.add(y, y.mT, out=z).mul_(0.5)
     return y  # (Xᵢ C⁻ᵀ)ᵀ C⁻ᵀ = C⁻¹ Xᵢ C⁻ᵀ
 
 
-def _stack_cols(v: Tensor) -> Tensor:
-    """``(G, N, n, n) → (G, n, N·n)``: ``[V₁ V₂ … V_N]`` side by side (for Σᵢ Aᵢ Vᵢᵀ as one GEMM)."""
+def _stack_vt(v: Tensor) -> Tensor:
+    """``(G, N, n, n) → (G, N·n, n)``: the ``Vᵢᵀ`` stacked (no copy when ``v`` is column-major,
+    as LAPACK and :func:`eigh_from_guess` return it)."""
     g, n_pts, n, _ = v.shape
-    return v.permute(0, 2, 1, 3).reshape(g, n, n_pts * n)
+    return v.mT.contiguous().reshape(g, n_pts * n, n)
+
+
+def _sum_sandwich(vt: Tensor, m: Tensor, out: Tensor | None = None) -> Tensor:
+    """``Σᵢ Vᵢ Mᵢ Vᵢᵀ`` for symmetric ``Mᵢ (G, N, n, n)`` from ``vt`` = :func:`_stack_vt` ``(V)``.
+
+    ``Mᵢ Vᵢᵀ = (Vᵢ Mᵢ)ᵀ`` stacked is tall, so the sum is one ``(n × N·n) @ (N·n × n)`` GEMM on a
+    transposed view: no reordering copy.
+    """
+    g, n_pts, n, _ = m.shape
+    qt = torch.matmul(m, vt.reshape(g, n_pts, n, n), out=out)
+    return qt.reshape(g, n_pts * n, n).mT @ vt
 
 
 #: Largest ``n`` for which a pass after a Newton step refines the rotated previous eigenvectors
 #: (:func:`~riemlearn.manifolds.eigh_refine.eigh_from_guess`) instead of calling LAPACK (CPU, float64).
 #: One core, 1000 points (``benchmarks/RESULTS.md``): n = 22 about 0.6× an ``eigh`` pass, n = 32 over 1×.
 REFINE_MAX_N = 24
+#: ... and only after a step ``max |t μ| <= REFINE_MAX_STEP``: larger steps rotate the eigenvectors
+#: too far for the refinement to beat LAPACK (1000 widely spread points after a 1.5e-2 step: five
+#: steps and 0.4 % fallbacks, as long as an ``eigh``).
+REFINE_MAX_STEP = 5e-3
 
 
 def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor, guess: Tensor | None = None, far: bool = False
@@ -123,13 +142,15 @@ def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor, guess: Tensor | None = None
     if guess is None:
         lam, v = eigh(_congruence(ci, x))
     else:
-        lam, v = eigh_from_guess(sym(_congruence(ci, x)), guess, mixed=far)
+        lam, v = eigh_from_guess(_congruence(ci, x, symmetric=True), guess, mixed=far)
     lam = lam.clamp_min(torch.finfo(lam.dtype).tiny)
     ll = torch.log(lam)
     cost = 0.5 * (w * (ll * ll).sum(-1)).sum(-1)
-    vs = _stack_cols(v)
-    wl = (w[..., None] * ll).reshape(ll.shape[0], 1, -1)
-    grad = (vs * wl) @ vs.mT
+    vt = _stack_vt(v)
+    g, n_pts, n = ll.shape
+    # Σ wᵢ Vᵢ diag(lᵢ) Vᵢᵀ: the rows of Vᵢᵀ scaled by wᵢ lᵢ, then one tall product
+    a = vt.reshape(g, n_pts, n, n) * (w[..., None] * ll).unsqueeze(-1)
+    grad = a.reshape(g, n_pts * n, n).mT @ vt
     return cost, sym(grad), ll, lam, v
 
 
@@ -154,17 +175,19 @@ class _Hessian:
     def __init__(self, v: Tensor, gw: Tensor) -> None:
         g, n_pts, n, _ = v.shape
         self.gw = gw
-        self.v = v.to(gw.dtype)
-        self.vt = self.v.mT.contiguous().reshape(g, n_pts * n, n)
-        self.vs = _stack_cols(self.v)
+        self.vt = _stack_vt(v).to(gw.dtype)  # Vᵢᵀ stacked
+        self.v = self.vt.reshape(g, n_pts, n, n).mT
+        # two work buffers, reused by every product (fresh multi-megabyte tensors cost page faults)
+        self._a, self._b = torch.empty_like(gw), torch.empty_like(gw)
 
     def __call__(self, h: Tensor) -> Tensor:
-        g, n_pts, n, _ = self.v.shape
-        ht = (self.vt @ h.to(self.gw.dtype)).reshape(g, n_pts, n, n) @ self.v  # Vᵢᵀ H Vᵢ
-        q = self.v @ (self.gw * ht)
-        # Symmetric up to round-off (ε‖H‖); CG does not need it exact and its results are
-        # symmetrized where they leave (the Newton direction before its eigh, the adjoint's X̄).
-        return (_stack_cols(q) @ self.vs.mT).to(h.dtype)
+        g, n_pts, n, _ = self.gw.shape
+        # In and out symmetrized (n × n, cheap): the sandwich sum below is H ↦ Hess[H] only for
+        # symmetric H (Hess[Hᵀ] otherwise, negative on the antisymmetric part), and CG's vectors
+        # would otherwise collect the round-off of float32 products as antisymmetric drift.
+        tall = torch.matmul(self.vt, sym(h).to(self.gw.dtype), out=self._a.view(g, n_pts * n, n))
+        ht = torch.matmul(tall.view(g, n_pts, n, n), self.v, out=self._b)  # Vᵢᵀ H Vᵢ
+        return sym(_sum_sandwich(self.vt, ht.mul_(self.gw), out=self._a).to(h.dtype))
 
 
 def _hess_dtype(x: Tensor) -> torch.dtype:
@@ -177,14 +200,17 @@ def _hess_error(ll: Tensor, w: Tensor, dn: Tensor, dtype: torch.dtype) -> Tensor
     """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``ll``'s).
 
     Four products of inner size ``n`` and one scaling: ``8 n eps`` relative (Higham's ``γₙ`` per
-    product, with room), times ``‖Hess‖ ≤ Σ wᵢ (1 + (lmax − lmin)ᵢ / 2)`` (``δ coth δ ≤ 1 + |δ|``)
-    and ``‖D‖_F = dn``.
+    product, with room), times :func:`_hess_norm_bound` and ``‖D‖_F = dn``.
     """
     if dtype == ll.dtype:
         return torch.zeros_like(dn)
-    spread = ll.amax(-1) - ll.amin(-1)
-    hmax = (w * (1.0 + 0.5 * spread)).sum(-1)
-    return (8 * ll.shape[-1] * torch.finfo(dtype).eps) * hmax * dn
+    return (8 * ll.shape[-1] * torch.finfo(dtype).eps) * _hess_norm_bound(ll, w) * dn
+
+
+def _hess_norm_bound(ll: Tensor, w: Tensor) -> Tensor:
+    """``‖Hess‖ ≤ Σ wᵢ (1 + (lmax − lmin)ᵢ / 2)`` (``δ coth δ ≤ 1 + |δ|``); also ``≥ κ(Hess)``, as
+    ``Hess ≥ I``. Shape ``(G,)``, a sum over points."""
+    return (w * (1.0 + 0.5 * (ll.amax(-1) - ll.amin(-1)))).sum(-1)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -207,12 +233,17 @@ def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None,
     stop2 = stop * stop
     tiny = torch.finfo(b.dtype).tiny
     single = b.shape[0] == 1
+    broken = torch.zeros_like(rs, dtype=torch.bool)
     for _ in range(maxiter):
-        active = rs > stop2
+        active = (rs > stop2) & ~broken
         if not bool(active.any()):
             break
         ap = apply(p)
-        alpha = rs / _dot(p, ap).clamp_min(tiny)  # p ≠ 0 while active; Hess ≥ I
+        pap = _dot(p, ap)
+        # Hess ≥ I, so ⟨p, Hp⟩ < ½‖p‖² means the products' round-off (float32 products on a
+        # residual far below the right-hand side) dominates: that problem stops where it is.
+        broken = broken | (pap < 0.5 * _dot(p, p))
+        alpha = torch.where(broken, 0.0, rs / pap.clamp_min(tiny))
         if not single:
             alpha = torch.where(active, alpha, 0.0)
         a4 = alpha[:, None, None]
@@ -313,8 +344,7 @@ def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u
     l1 = Log().first_divided_difference(lam, tie_threshold(lam.dtype))
     inner = l1 * delta
     inner.diagonal(dim1=-2, dim2=-1).add_(ll)
-    q2 = v @ (inner * w[..., None, None])
-    grad = sym(_stack_cols(q2) @ _stack_cols(v).mT)
+    grad = sym(_sum_sandwich(_stack_vt(v), inner * w[..., None, None]))
     dn = delta.norm(dim=(-2, -1))
     lmin = lam.amin(-1)
     gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
@@ -400,11 +430,20 @@ def aim_mean(
         # scaled gradient step.
         g0 = gn / norm_scale
         stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01).clamp_min_(stop_floor)
-        # A step that can be final (CG's target within 100× tol) runs its products in x's dtype
-        # (its residual certifies the new point); earlier steps may run them in float32.
         g0h = gmax / norm_scale
         far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
-        hdt = hdt_far if far else x.dtype
+        hdt = x.dtype
+        if far and hdt_far != x.dtype:
+            # Float32 products only while no step can be final (CG's target above 100× tol in
+            # every active group: the final residual certifies the new point) and CG's relative
+            # target 0.01·min(½, ‖G‖) stays 100× above float32 round-off times κ(Hess) ≤ ‖Hess‖.
+            (hn,) = _red(_hess_norm_bound(ll, w))
+            gmin_t = gn if single else torch.where(active, gn, math.inf)
+            gmin, hmax = torch.stack((gmin_t.min(), hn.max())).tolist()
+            gmin /= norm_scale
+            if (0.01 * min(0.5, gmin) * gmin * norm_scale > 100 * tol
+                    and 0.01 * min(0.5, gmin) >= 100 * eps(hdt_far) * hmax):
+                hdt = hdt_far
         gw = _coth_weights(ll, w, hdt)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
         n = gw.shape[-1]
@@ -455,10 +494,12 @@ def aim_mean(
             break
         for _bt in range(40):
             c2, ci2 = _move(c, ci, mu, u, t)
+            step = 0.0
             if refine:
-                big = mu_max * float(t.max()) > 1e-4 if mu_max < math.inf else bool(
-                    (t[..., None] * mu).abs().max() > 1e-4)
-                cost2, grad2, ll2, lam2, v2 = _pass(ci2, u.mT.unsqueeze(-3) @ v, big)
+                tmax = float(t.max())
+                step = mu_max * tmax if mu_max < math.inf else float((t[..., None] * mu).abs().max())
+            if refine and step <= REFINE_MAX_STEP:
+                cost2, grad2, ll2, lam2, v2 = _pass(ci2, u.mT.unsqueeze(-3) @ v, step > 1e-4)
             else:
                 cost2, grad2, ll2, lam2, v2 = _pass(ci2)
             ok = cost2 <= cost - 1e-4 * t * slope
