@@ -398,6 +398,7 @@ def aim_mean(
     iters = torch.zeros(groups, dtype=torch.long, device=x.device)
     small_dec = 64 * eps(x.dtype)
     hdt_far = _hess_dtype(x)
+    n_dim = x.shape[-1]
     # The move rotates the whitened points by Uᵀ (C'⁻¹ = e^{-tμ/2} Uᵀ C⁻¹): Uᵀ Vᵢ is within the
     # step's size of their new eigenvectors.
     # (float64 only: in float32 the refined vectors are orthogonal to ~eps·spread/gap, 10× LAPACK's)
@@ -433,16 +434,17 @@ def aim_mean(
         g0h = gmax / norm_scale
         far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
         hdt = x.dtype
-        if far and hdt_far != x.dtype:
-            # Float32 products only while no step can be final (CG's target above 100× tol in
-            # every active group: the final residual certifies the new point) and CG's relative
-            # target 0.01·min(½, ‖G‖) stays 100× above float32 round-off times κ(Hess) ≤ ‖Hess‖.
+        if hdt_far != x.dtype:
+            # Float32 products where, in every active group, (a) CG's relative target stays 100×
+            # above float32 round-off times κ(Hess) ≤ ‖Hess‖ ≤ hn, and (b) the step cannot be
+            # final (CG's target above 100× tol) or the products' error bound (_hess_error, with
+            # ‖D‖ ≤ ‖G‖ as Hess ≥ I) is below tol/10: the final residual certifies the new point.
             (hn,) = _red(_hess_norm_bound(ll, w))
-            gmin_t = gn if single else torch.where(active, gn, math.inf)
-            gmin, hmax = torch.stack((gmin_t.min(), hn.max())).tolist()
-            gmin /= norm_scale
-            if (0.01 * min(0.5, gmin) * gmin * norm_scale > 100 * tol
-                    and 0.01 * min(0.5, gmin) >= 100 * eps(hdt_far) * hmax):
+            e32 = eps(hdt_far)
+            attainable = stop >= 100 * e32 * hn * g0
+            certifiable = (stop * norm_scale > 100 * tol) | (
+                8 * n_dim * e32 * hn * g0 * bound_scale <= 0.1 * tol)
+            if bool((attainable & certifiable | ~active).all()):
                 hdt = hdt_far
         gw = _coth_weights(ll, w, hdt)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
