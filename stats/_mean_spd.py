@@ -433,19 +433,22 @@ def aim_mean(
         stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01).clamp_min_(stop_floor)
         g0h = gmax / norm_scale
         far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
-        hdt = x.dtype
+        hdt, polish = x.dtype, False
         if hdt_far != x.dtype:
-            # Float32 products where, in every active group, (a) CG's relative target stays 100×
-            # above float32 round-off times κ(Hess) ≤ ‖Hess‖ ≤ hn, and (b) the step cannot be
-            # final (CG's target above 100× tol) or the products' error bound (_hess_error, with
-            # ‖D‖ ≤ ‖G‖ as Hess ≥ I) is below tol/10: the final residual certifies the new point.
+            # Float32 products where, in every active group, CG's relative target stays 100×
+            # above float32 round-off times κ(Hess) ≤ ‖Hess‖ ≤ hn. If a step may be final (CG's
+            # target within 100× tol) and the products' error bound (_hess_error, with ‖D‖ ≤ ‖G‖
+            # as Hess ≥ I) is not below tol/10, CG goes on in x's dtype from the float32 solution
+            # (its first product is the exact residual; often nothing more is needed): the final
+            # residual certifies the new point.
             (hn,) = _red(_hess_norm_bound(ll, w))
             e32 = eps(hdt_far)
             attainable = stop >= 100 * e32 * hn * g0
             certifiable = (stop * norm_scale > 100 * tol) | (
                 8 * n_dim * e32 * hn * g0 * bound_scale <= 0.1 * tol)
-            if bool((attainable & certifiable | ~active).all()):
-                hdt = hdt_far
+            ok32, cert32 = torch.stack(((attainable | ~active).all(), (certifiable | ~active).all())).tolist()
+            if ok32:
+                hdt, polish = hdt_far, not cert32
         gw = _coth_weights(ll, w, hdt)
         # Start CG at G / h̄ with h̄ = tr(Hess)/dim (the best scalar model of the Hessian).
         n = gw.shape[-1]
@@ -453,6 +456,11 @@ def aim_mean(
         hess = _Hessian(v, gw)
         apply = hess if reduce is None else (lambda h, hs=hess: _red(hs(h))[0])
         d, res = _cg(apply, grad, stop, maxiter=50, x0=grad / hbar[..., None, None], residual=True)
+        if polish:
+            hess = _Hessian(v, _coth_weights(ll, w))
+            apply = hess if reduce is None else (lambda h, hs=hess: _red(hs(h))[0])
+            d, res = _cg(apply, grad, stop, maxiter=50, x0=d, residual=True)
+            hdt = x.dtype
         if not single:
             d = torch.where(active[..., None, None], d, torch.zeros_like(d))
         slope = (grad * d).sum((-2, -1))  # −(directional derivative of the cost)
