@@ -97,10 +97,12 @@ def _congruence(ci: Tensor, x: Tensor, symmetric: bool = False) -> Tensor:
     (``symmetric``: its symmetric part, written over the first product's buffer)."""
     g, n_pts, n, _ = x.shape
     z = (x.reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)  # Xᵢ C⁻ᵀ
-    y = (z.mT.contiguous().reshape(g, n_pts * n, n) @ ci.mT).reshape(g, n_pts, n, n)
+    # C⁻¹ (Xᵢ C⁻ᵀ): a batched product with C⁻¹ broadcast as a stride-0 view (no copy of it,
+    # and no transposed copy of Z)
+    y = torch.matmul(ci.unsqueeze(-3).expand_as(z), z)
     if symmetric:
         return torch.add(y, y.mT, out=z).mul_(0.5)
-    return y  # (Xᵢ C⁻ᵀ)ᵀ C⁻ᵀ = C⁻¹ Xᵢ C⁻ᵀ
+    return y
 
 
 def _stack_vt(v: Tensor) -> Tensor:
