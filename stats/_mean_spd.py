@@ -198,15 +198,29 @@ def _hess_dtype(x: Tensor) -> torch.dtype:
     return torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
 
 
-def _hess_error(ll: Tensor, w: Tensor, dn: Tensor, dtype: torch.dtype) -> Tensor:
-    """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``ll``'s).
+def _hess_error_from(hn: Tensor, dn: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``hn``'s).
 
     Four products of inner size ``n`` and one scaling: ``8 n eps`` relative (Higham's ``γₙ`` per
-    product, with room), times :func:`_hess_norm_bound` and ``‖D‖_F = dn``.
+    product, with room), times ``‖Hess‖ ≤ hn`` (:func:`_hess_norm_bound`) and ``‖D‖_F = dn``.
     """
-    if dtype == ll.dtype:
+    if dtype == hn.dtype:
         return torch.zeros_like(dn)
-    return (8 * ll.shape[-1] * torch.finfo(dtype).eps) * _hess_norm_bound(ll, w) * dn
+    return (8 * n * torch.finfo(dtype).eps) * hn * dn
+
+
+def _log_path_bound(hn: Tensor, dn: Tensor, n: int) -> Tensor:
+    """Bound on ``‖G(M') − (G − Hess[D])‖_F`` after ``M' = C e^{D} Cᵀ``, free of λ_max/λ_min.
+
+    Per point, ``f(s) = log(e^{-sD/2} Yᵢ e^{-sD/2})`` has ``f' = −φ(½ ad_L)[D]`` with ``L = f(s)``,
+    ``φ(x) = x coth x`` (the Hessian's weights), so ``f'' = −Dφ(½ ad_L)[½ ad_{L'}][D]``. With
+    ``0 ≤ φ' < 1`` the Daleckii–Krein form of ``Dφ`` has Hilbert–Schmidt norm at most
+    ``‖½ ad_{L'}‖_HS ≤ √(n/2) ‖L'‖_F``, and ``‖L'‖_F ≤ m ‖D‖_F`` with ``m = max φ ≤ 1 + (lmax −
+    lmin)/2``, which grows at most like ``e^{s‖D‖}`` along the path (Grönwall). Taylor:
+    ``‖f(1) − f(0) − f'(0)‖ ≤ ½ √(n/2) e^{‖D‖} ‖D‖² m(0)``; summed with the weights, ``m(0)``
+    becomes ``hn`` (:func:`_hess_norm_bound`). ``dn = ‖D‖_F``; shape ``(G,)``.
+    """
+    return 0.5 * math.sqrt(n / 2) * torch.exp(dn) * dn * dn * hn * (1 + 1e-6)
 
 
 def _hess_norm_bound(ll: Tensor, w: Tensor) -> Tensor:
@@ -475,8 +489,9 @@ def aim_mean(
         # cannot be final then (a heuristic: a rare lucky step costs one more eigh pass).
         all_done, mu_max = False, math.inf
         if not (single and far):
-            (err,) = _red(_step_bound(lam, w, mu)
-                          + _hess_error(ll, w, torch.linalg.vector_norm(mu, dim=-1), hdt))
+            dn = torch.linalg.vector_norm(mu, dim=-1)
+            sb, hn = _red(_step_bound(lam, w, mu), _hess_norm_bound(ll, w))
+            err = torch.minimum(sb, _log_path_bound(hn, dn, n_dim)).add_(_hess_error_from(hn, dn, n_dim, hdt))
             gn_est = gnorm(res)
             done = torch.add(gn_est, err.add_(g0, alpha=100 * eps(x.dtype)), alpha=bound_scale) <= tol
             if not single:

@@ -85,6 +85,7 @@ def test_inverse_wsum_and_wsum(gen):
 @pytest.mark.parametrize("kind", ["random", "spread"])
 def test_aim_mean_fast_paths_match_reference(gen, monkeypatch, refine_calls, n, kind):
     x = SPD(n).random_point(200, generator=gen, dtype=F64) if kind == "random" else _spread(gen, 200, n)
+    monkeypatch.setattr(S, "REFINE_MAX_STEP", 1.0)  # refine after steps of any size (spread: 1e-2)
     m, info = frechet_mean(x, SPD(n), tol=1e-10, return_info=True)
     assert refine_calls["mean"] >= 1  # the refinement path ran
     assert info.grad_norm.item() <= 1e-10 and bool(info.converged)
@@ -101,6 +102,7 @@ def test_aim_mean_fast_paths_match_reference(gen, monkeypatch, refine_calls, n, 
 
 @pytest.mark.parametrize("n", [8, 22])
 def test_aim_mean_grouped(gen, monkeypatch, refine_calls, n):
+    monkeypatch.setattr(S, "REFINE_MAX_STEP", 1.0)  # refine after steps of any size
     x = torch.stack([_spread(gen, 100, n, 4.0), _wishart(gen, 100, n, n + 3),
                      SPD(n).random_point(100, generator=gen, dtype=F64)])
     w = torch.rand(3, 100, generator=gen, dtype=F64) + 0.1
@@ -284,3 +286,24 @@ def test_hessian_products_match_formula_and_stay_positive(gen, dtype):
     quad = (skew * hess(skew)).sum((-2, -1))
     sym_sq = (((skew + skew.mT) / 2) ** 2).sum((-2, -1))
     assert (quad >= sym_sq * (1 - 1e-4)).all()
+
+
+@pytest.mark.parametrize("n", [6, 22])
+def test_log_path_bound_holds(gen, n):
+    """The λ-ratio-free certificate: ``‖G(C e^D Cᵀ) − (G − Hess[D])‖ ≤ _log_path_bound`` for random
+    steps of every size on concentrated and widely spread points (gradients recomputed with eigh)."""
+    for x in (_wishart(gen, 60, n, n + 2), _spread(gen, 60, n, 6.0)):
+        x = x.unsqueeze(0)
+        w = torch.full((1, 60), 1 / 60, dtype=F64)
+        c, ci = S.ah_frame(x, w)
+        _, grad, ll, lam, v = S._whitened_pass(x, w, ci)
+        hess = S._Hessian(v, S._coth_weights(ll, w))
+        for scale in (0.3, 1e-2, 1e-4):
+            d = torch.randn(1, n, n, generator=gen, dtype=F64)
+            d = (d + d.mT) * (scale / torch.linalg.matrix_norm(d + d.mT))
+            mu, u = torch.linalg.eigh(d)
+            _, ci2 = S._move(c, ci, mu, u, torch.ones(1, dtype=F64))
+            g2 = _logm(ci2 @ x @ ci2.mT)[0].mul(w[0, :, None, None]).sum(0)
+            first = u.mT @ (grad - hess(d)) @ u  # the first-order gradient, in the new frame
+            bound = S._log_path_bound(S._hess_norm_bound(ll, w), torch.linalg.vector_norm(mu, dim=-1), n)
+            assert float(torch.linalg.matrix_norm(g2 - first[0])) <= float(bound)
