@@ -201,8 +201,12 @@ def _hess_dtype(x: Tensor) -> torch.dtype:
 def _hess_error_from(hn: Tensor, dn: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``hn``'s).
 
-    Four products of inner size ``n`` and one scaling: ``8 n eps`` relative (Higham's ``γₙ`` per
-    product, with room), times ``‖Hess‖ ≤ hn`` (:func:`_hess_norm_bound`) and ``‖D‖_F = dn``.
+    Four products of inner size ``n`` and one scaling: ``8 n eps`` relative, times
+    ``‖Hess‖ ≤ hn`` (:func:`_hess_norm_bound`) and ``‖D‖_F = dn``. A model, not a worst case:
+    rounding errors of products with orthogonal factors grow like ``√n eps`` (measured relative
+    errors of the float32 products: 0.7-1.6e-7 at n = 8...64, 140-3000× below the model; the
+    adversarial worst case of Higham's ``γₙ`` bounds grows like ``n^{3/2} eps`` per product).
+    ``tests/test_mean_fast_paths.py`` checks the margin.
     """
     if dtype == hn.dtype:
         return torch.zeros_like(dn)
@@ -461,7 +465,7 @@ def aim_mean(
             e32 = eps(hdt_far)
             attainable = stop >= 100 * e32 * hn * g0
             certifiable = (stop * norm_scale > 100 * tol) | (
-                8 * n_dim * e32 * hn * g0 * bound_scale <= 0.1 * tol)
+                8 * n_dim * e32 * hn * g0 * bound_scale <= 0.3 * tol)
             ok32, cert32 = torch.stack(((attainable | ~active).all(), (certifiable | ~active).all())).tolist()
             if ok32:
                 hdt, polish = hdt_far, not cert32

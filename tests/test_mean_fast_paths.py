@@ -307,3 +307,22 @@ def test_log_path_bound_holds(gen, n):
             first = u.mT @ (grad - hess(d)) @ u  # the first-order gradient, in the new frame
             bound = S._log_path_bound(S._hess_norm_bound(ll, w), torch.linalg.vector_norm(mu, dim=-1), n)
             assert float(torch.linalg.matrix_norm(g2 - first[0])) <= float(bound)
+
+
+@pytest.mark.parametrize("n", [8, 22, 64])
+def test_float32_hessian_error_within_its_model(gen, n):
+    """Float32 products stay well inside the error model that the certificate adds
+    (``_hess_error_from``: 8 n eps32 ‖Hess‖ ‖D‖), on concentrated and spread points."""
+    for x in (_wishart(gen, 100, n, n + 2), _spread(gen, 100, n, 6.0)):
+        x = x.unsqueeze(0)
+        w = torch.full((1, 100), 0.01, dtype=F64)
+        _, _, ll, _, v = S._whitened_pass(x, w, torch.eye(n, dtype=F64).unsqueeze(0))
+        h64 = S._Hessian(v, S._coth_weights(ll, w))
+        h32 = S._Hessian(v, S._coth_weights(ll, w, torch.float32))
+        hn = S._hess_norm_bound(ll, w)
+        for _ in range(3):
+            d = torch.randn(1, n, n, generator=gen, dtype=F64)
+            d = d + d.mT
+            err = torch.linalg.matrix_norm(h32(d) - h64(d))
+            model = S._hess_error_from(hn, torch.linalg.matrix_norm(d), n, torch.float32)
+            assert float(err) <= 0.1 * float(model)
