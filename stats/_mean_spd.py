@@ -131,6 +131,8 @@ REFINE_MAX_N = 24
 #: too far for the refinement to beat LAPACK (1000 widely spread points after a 1.5e-2 step: five
 #: steps and 0.4 % fallbacks, as long as an ``eigh``).
 REFINE_MAX_STEP = 5e-3
+#: Inexact Newton: CG stops at ``min(0.01 · min(½, ‖G‖), RELATIVE_FORCING_MAX) · ‖G‖``.
+RELATIVE_FORCING_MAX = 1e-4
 
 
 def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor, guess: Tensor | None = None, far: bool = False
@@ -450,7 +452,8 @@ def aim_mean(
         # far less than a pass of eigh), never below what the tolerance needs; CG starts from the
         # scaled gradient step.
         g0 = gn / norm_scale
-        stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01).clamp_min_(stop_floor)
+        stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01)
+        stop = torch.minimum(stop, g0 * RELATIVE_FORCING_MAX).clamp_min_(stop_floor)
         g0h = gmax / norm_scale
         far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
         hdt, polish = x.dtype, False

@@ -37,13 +37,15 @@ from ._sklearn import (
     to_output,
 )
 from .covariance import _lwf
+from .frechet_mean import estimator_tol
 from .tangent_space import _compute_dtype, fast_path, from_tangent, spd_manifold, to_tangent
 
 __all__ = ["MDM", "FgMDM", "class_means", "distances_to_means", "inverse_cholesky"]
 
 
 def class_means(
-    C: Tensor, y_idx: Tensor, n_classes: int, manifold: SPD, sample_weight: Tensor | None = None
+    C: Tensor, y_idx: Tensor, n_classes: int, manifold: SPD, sample_weight: Tensor | None = None,
+    tol: float | None = None,
 ) -> Tensor:
     """Fréchet mean of each class from one batched call.
 
@@ -77,7 +79,7 @@ def class_means(
     idx = order[pos]  # (K, n_max): padded with each class's first trial
     w = valid.to(C.dtype) if sample_weight is None else sample_weight[idx] * valid.to(C.dtype)
     w = w / w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(C.dtype).tiny)
-    return frechet_mean(C[idx], manifold, weights=w)
+    return frechet_mean(C[idx], manifold, weights=w, tol=tol)
 
 
 def inverse_cholesky(means: Tensor) -> Tensor:
@@ -157,6 +159,9 @@ class MDM(ClassifierMixin, BaseEstimator):
         ``"log_euclidean"``, ``"log_cholesky"``, ``"bures_wasserstein"`` or a metric object).
     n_jobs : int or None, default=None
         Accepted for compatibility with pyRiemann and ignored (work is batched).
+    tol : float or None, default=None
+        Gradient-norm tolerance of the class means; None: 1e-8 in float64, pyRiemann's
+        (:data:`~riemlearn.stats.frechet_mean.ESTIMATOR_TOL`).
 
     Attributes
     ----------
@@ -175,9 +180,11 @@ class MDM(ClassifierMixin, BaseEstimator):
     ((2, 4, 4), True)
     """
 
-    def __init__(self, metric: str | Metric = "affine_invariant", n_jobs: int | None = None) -> None:
+    def __init__(self, metric: str | Metric = "affine_invariant", n_jobs: int | None = None,
+                 tol: float | None = None) -> None:
         self.metric = metric
         self.n_jobs = n_jobs
+        self.tol = tol
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MDM:
         """Fit the class means from SPD matrices ``X`` (n_matrices, n, n) and labels ``y``."""
@@ -185,7 +192,8 @@ class MDM(ClassifierMixin, BaseEstimator):
         C, was_numpy = check_spd(X)
         classes, y_idx = check_labels(y, C.shape[0])
         w = check_sample_weight(sample_weight, C.shape[0], C)
-        means = class_means(C, y_idx, len(classes), manifold, w)
+        means = class_means(C, y_idx, len(classes), manifold, w,
+                            tol=estimator_tol(self.tol, manifold.metric, C.dtype))
         self.classes_ = classes
         self.covmeans_ = to_output(means, was_numpy)
         self.n_channels_ = int(C.shape[-1])
@@ -278,6 +286,8 @@ class FgMDM(ClassifierMixin, BaseEstimator):
         Re-estimate the tangent-space reference on the data at prediction time.
     n_jobs : int or None, default=None
         Ignored (compatibility).
+    tol : float or None, default=None
+        Gradient-norm tolerance of the reference and class means (None: as :class:`MDM`).
 
     Attributes
     ----------
@@ -296,10 +306,11 @@ class FgMDM(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, metric: str | Metric = "affine_invariant", tsupdate: bool = False,
-                 n_jobs: int | None = None) -> None:
+                 n_jobs: int | None = None, tol: float | None = None) -> None:
         self.metric = metric
         self.tsupdate = tsupdate
         self.n_jobs = n_jobs
+        self.tol = tol
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FgMDM:
         """Fit reference, Fisher filter and MDM on SPD matrices ``X`` (n_matrices, n, n)."""
@@ -309,12 +320,12 @@ class FgMDM(ClassifierMixin, BaseEstimator):
         C, was_numpy = check_spd(X)
         classes, y_idx = check_labels(y, C.shape[0])
         w = check_sample_weight(sample_weight, C.shape[0], C)
-        ref = frechet_mean(C, manifold, weights=w)
+        ref = frechet_mean(C, manifold, weights=w, tol=estimator_tol(self.tol, manifold.metric, C.dtype))
         T = to_tangent(C, ref, manifold.metric)
         proj = fisher_projector(T, y_idx, len(classes))
         Cf = from_tangent(T @ proj, ref, manifold.metric)
-        self.mdm_ = MDM(metric=self.metric).fit(to_output(Cf, was_numpy), classes[y_idx.numpy()],
-                                                sample_weight=sample_weight)
+        self.mdm_ = MDM(metric=self.metric, tol=self.tol).fit(
+            to_output(Cf, was_numpy), classes[y_idx.numpy()], sample_weight=sample_weight)
         self.classes_ = classes
         self.reference_ = to_output(ref, was_numpy)
         self.projector_ = to_output(proj, was_numpy)
@@ -328,7 +339,8 @@ class FgMDM(ClassifierMixin, BaseEstimator):
         C, was_numpy = check_spd(X)
         check_n_channels(self, C)
         manifold = spd_manifold(self.metric)
-        ref = frechet_mean(C, manifold) if self.tsupdate else _fitted_tensor(self.reference_, C)
+        ref = (frechet_mean(C, manifold, tol=estimator_tol(self.tol, manifold.metric, C.dtype))
+               if self.tsupdate else _fitted_tensor(self.reference_, C))
         T = to_tangent(C, ref, manifold.metric)
         Cf = from_tangent(T @ _fitted_tensor(self.projector_, C), ref, manifold.metric)
         return to_output(Cf, was_numpy), was_numpy, C

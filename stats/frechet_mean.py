@@ -48,7 +48,8 @@ from ..manifolds.tolerance import eps
 from . import _mean_generic as _gen
 from . import _mean_spd as _spd
 
-__all__ = ["frechet_mean", "FrechetMeanInfo", "check_weights", "capture_aim_states"]
+__all__ = ["frechet_mean", "FrechetMeanInfo", "check_weights", "capture_aim_states", "estimator_tol",
+           "ESTIMATOR_TOL"]
 
 _AIM_STATES: ContextVar[list | None] = ContextVar("riemlearn_aim_states", default=None)
 
@@ -93,6 +94,20 @@ def default_tol(dtype: torch.dtype) -> float:
     """Default gradient-norm tolerance: 1e-10 in float64, ``3·sqrt(eps)`` otherwise."""
     e = eps(dtype)
     return 1e-10 if e <= 1e-15 else 3.0 * math.sqrt(e)
+
+
+#: Gradient-norm tolerance of the means inside the scikit-learn estimators (MDM, FgMDM,
+#: TangentSpace) when computing in float64: pyRiemann's (``mean_riemann(tol=1e-8)``). The mean
+#: is then within ~1e-8 of the exact one (Hess ≥ I), and distances to it change at ~1e-8
+#: relative: far below what a classifier resolves.
+ESTIMATOR_TOL = 1e-8
+
+
+def estimator_tol(tol: float | None, metric: Any, dtype: torch.dtype) -> float:
+    """An estimator's ``tol`` (None: :data:`ESTIMATOR_TOL`, or the default of a lower compute dtype)."""
+    if tol is not None:
+        return float(tol)
+    return max(ESTIMATOR_TOL, default_tol(_compute_dtype(metric, dtype)))
 
 
 def _validated_weights(weights: Tensor, groups: tuple[int, ...], n: int, ref: Tensor) -> Tensor:

@@ -179,11 +179,13 @@ def _as_reference(est: Any, like: Tensor) -> Tensor:
     return ref.to(dtype=like.dtype, device=like.device)
 
 
-def weighted_frechet_mean(C: Tensor, manifold: SPD, sample_weight: Tensor | None) -> Tensor:
-    """Fréchet mean of ``C`` (N, n, n) with optional weights (N,)."""
-    from .frechet_mean import frechet_mean
+def weighted_frechet_mean(C: Tensor, manifold: SPD, sample_weight: Tensor | None,
+                          tol: float | None = None) -> Tensor:
+    """Fréchet mean of ``C`` (N, n, n) with optional weights (N,), at an estimator's ``tol``
+    (:func:`~riemlearn.stats.frechet_mean.estimator_tol`)."""
+    from .frechet_mean import estimator_tol, frechet_mean
 
-    return frechet_mean(C, manifold, weights=sample_weight)
+    return frechet_mean(C, manifold, weights=sample_weight, tol=estimator_tol(tol, manifold.metric, C.dtype))
 
 
 class TangentSpace(TransformerMixin, BaseEstimator):
@@ -196,6 +198,9 @@ class TangentSpace(TransformerMixin, BaseEstimator):
     tsupdate : bool, default=False
         If True, :meth:`transform` re-estimates the reference on the data it transforms
         (unsupervised adaptation to a new session); else the fitted ``reference_`` is used.
+    tol : float or None, default=None
+        Gradient-norm tolerance of the reference mean; None: 1e-8 in float64, pyRiemann's
+        (:data:`~riemlearn.stats.frechet_mean.ESTIMATOR_TOL`).
 
     Attributes
     ----------
@@ -213,9 +218,11 @@ class TangentSpace(TransformerMixin, BaseEstimator):
     (10, 6)
     """
 
-    def __init__(self, metric: str | Metric = "affine_invariant", tsupdate: bool = False) -> None:
+    def __init__(self, metric: str | Metric = "affine_invariant", tsupdate: bool = False,
+                 tol: float | None = None) -> None:
         self.metric = metric
         self.tsupdate = tsupdate
+        self.tol = tol
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
         """Fit the reference point (Fréchet mean of ``X``, shape (n_matrices, n, n))."""
@@ -226,7 +233,7 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         manifold = spd_manifold(self.metric)
         C, was_numpy = check_spd(X)
         w = check_sample_weight(sample_weight, C.shape[0], C)
-        ref = weighted_frechet_mean(C, manifold, w)
+        ref = weighted_frechet_mean(C, manifold, w, self.tol)
         self.reference_ = to_output(ref, was_numpy)
         self.n_channels_ = int(C.shape[-1])
         # Affine-invariant: P^{-1/2} once here, not at every transform (a tensor in the
@@ -271,7 +278,7 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         C, was_numpy = check_spd(X)
         check_n_channels(self, C)
         if self.tsupdate:
-            ref = weighted_frechet_mean(C, spd_manifold(self.metric), None)
+            ref = weighted_frechet_mean(C, spd_manifold(self.metric), None, self.tol)
         else:
             whitener = getattr(self, "_whitener", None)
             m = spd_manifold(self.metric).metric

@@ -326,3 +326,22 @@ def test_float32_hessian_error_within_its_model(gen, n):
             err = torch.linalg.matrix_norm(h32(d) - h64(d))
             model = S._hess_error_from(hn, torch.linalg.matrix_norm(d), n, torch.float32)
             assert float(err) <= 0.1 * float(model)
+
+
+def test_estimator_mean_tolerance():
+    """MDM / TangentSpace means to 1e-8 by default (pyRiemann's), to ``tol`` when given."""
+    from riemlearn.stats import MDM
+    from riemlearn.stats.frechet_mean import ESTIMATOR_TOL
+
+    X, y = make_eeg(120, 8, 200, 3, random_state=3, class_sep=0.5, as_numpy=True)
+    C = torch.as_tensor(Covariances("oas").fit_transform(X))
+    yt = torch.as_tensor(y)
+    for tol in (None, 1e-12):
+        want = ESTIMATOR_TOL if tol is None else tol
+        mdm = MDM(tol=tol).fit(C, y)
+        for k in range(3):
+            assert _grad_norm(mdm.covmeans_[k], C[yt == k]).item() <= 2 * want
+        ts = TangentSpace(tol=tol).fit(C)
+        assert _grad_norm(ts.reference_, C).item() <= 2 * want
+    assert (MDM().fit(C, y).predict(C) == MDM(tol=1e-12).fit(C, y).predict(C)).all()
+    assert MDM(tol=1e-9).get_params()["tol"] == 1e-9
