@@ -7,8 +7,9 @@ and normalized weights ``w`` of shape ``(G, N)`` and works in the dtype of ``X``
 * log-Cholesky (Lin 2019): Cholesky factors ``Lᵢ``; the mean's factor has strictly lower part
   ``Σ wᵢ ⌊Lᵢ⌋`` and diagonal ``exp(Σ wᵢ log diag Lᵢ)`` (closed form).
 * affine-invariant: a Riemannian Newton iteration in the whitened frame of the current
-  estimate ``M = C Cᵀ``. One ``eigh`` per matrix per iteration, of ``Yᵢ = C⁻¹ Xᵢ C⁻ᵀ``, gives
-  the gradient ``G = Σ wᵢ log Yᵢ`` and the exact Hessian of ``½ Σ wᵢ d²(M, Xᵢ)``::
+  estimate ``M = C Cᵀ``, started at ``A # H`` (:func:`ah_frame`). One eigendecomposition per
+  matrix per iteration, of ``Yᵢ = C⁻¹ Xᵢ C⁻ᵀ``, gives the gradient ``G = Σ wᵢ log Yᵢ`` and the
+  exact Hessian of ``½ Σ wᵢ d²(M, Xᵢ)`` (``_aim_newton``)::
 
       Hess[H] = Σ wᵢ Vᵢ (g(Λᵢ) ∘ (Vᵢᵀ H Vᵢ)) Vᵢᵀ,   g_jk = δ coth δ,  δ = (l_j − l_k)/2
 
@@ -16,7 +17,11 @@ and normalized weights ``w`` of shape ``(G, N)`` and works in the dtype of ``X``
   direction comes from a few CG steps, the step length from Armijo backtracking on the variance
   (globally convergent: the cost is geodesically strongly convex), and the update
   ``C ← C U diag(e^{tμ/2})`` with ``U diag(μ) Uᵀ = D`` needs no square root of ``M``.
-  The plain unit-step fixed point diverges on widely spread data; this does not.
+  The plain unit-step fixed point diverges on widely spread data; this does not. After a
+  step the old eigenvectors, rotated by ``Uᵀ``, are refined by matrix products instead of a new
+  LAPACK call (small ``n`` on CPU, :data:`REFINE_MAX_N`); the Hessian products run in float32
+  where their error cannot matter (``_hess_dtype``); a last step is accepted without a new
+  decomposition when its CG residual plus a bound on the rest is below tol (``_aim_certify``).
 * Bures–Wasserstein: the fixed point ``S ← S^{-1/2} (Σ wᵢ (S^{1/2} Xᵢ S^{1/2})^{1/2})² S^{-1/2}``
   of Álvarez-Esteban, del Barrio, Cuesta-Albertos & Matrán (2016).
 """
@@ -34,6 +39,8 @@ from ..manifolds.eigh_refine import eigh_from_guess
 from ..manifolds.spectral import eigh, logm, sqrtm, sqrtm_invsqrtm, sym
 from ..manifolds.spectral_fns import Log
 from ..manifolds.tolerance import eps, tie_threshold
+from ._aim_certify import _hess_error_from, _hess_norm_bound, _log_path_bound, _perturbed_grad, _step_bound
+from ._aim_newton import _cg, _coth_weights, _hess_dtype, _Hessian, _stack_vt
 
 __all__ = ["le_mean", "lc_mean", "AIMState", "ah_frame", "ah_frame_from_means", "ah_init", "inverse_wsum",
            "aim_mean", "aim_adjoint", "bw_mean", "bw_grad_norm"]
@@ -105,24 +112,6 @@ def _congruence(ci: Tensor, x: Tensor, symmetric: bool = False) -> Tensor:
     return y
 
 
-def _stack_vt(v: Tensor) -> Tensor:
-    """``(G, N, n, n) → (G, N·n, n)``: the ``Vᵢᵀ`` stacked (no copy when ``v`` is column-major,
-    as LAPACK and :func:`eigh_from_guess` return it)."""
-    g, n_pts, n, _ = v.shape
-    return v.mT.contiguous().reshape(g, n_pts * n, n)
-
-
-def _sum_sandwich(vt: Tensor, m: Tensor, out: Tensor | None = None) -> Tensor:
-    """``Σᵢ Vᵢ Mᵢ Vᵢᵀ`` for symmetric ``Mᵢ (G, N, n, n)`` from ``vt`` = :func:`_stack_vt` ``(V)``.
-
-    ``Mᵢ Vᵢᵀ = (Vᵢ Mᵢ)ᵀ`` stacked is tall, so the sum is one ``(n × N·n) @ (N·n × n)`` GEMM on a
-    transposed view: no reordering copy.
-    """
-    g, n_pts, n, _ = m.shape
-    qt = torch.matmul(m, vt.reshape(g, n_pts, n, n), out=out)
-    return qt.reshape(g, n_pts * n, n).mT @ vt
-
-
 #: Largest ``n`` for which a pass after a Newton step refines the rotated previous eigenvectors
 #: (:func:`~riemlearn.manifolds.eigh_refine.eigh_from_guess`) instead of calling LAPACK (CPU, float64).
 #: One core, 1000 points (``benchmarks/RESULTS.md``): n = 22 about 0.6× an ``eigh`` pass, n = 32 over 1×.
@@ -156,129 +145,6 @@ def _whitened_pass(x: Tensor, w: Tensor, ci: Tensor, guess: Tensor | None = None
     a = vt.reshape(g, n_pts, n, n) * (w[..., None] * ll).unsqueeze(-1)
     grad = a.reshape(g, n_pts * n, n).mT @ vt
     return cost, sym(grad), ll, lam, v
-
-
-def _coth_weights(ll: Tensor, w: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """``wᵢ · δ coth δ`` with ``δ = (l_j − l_k)/2``; shape (G, N, n, n), in ``dtype`` (default ``ll``'s)."""
-    half = (0.5 * ll).to(dtype or ll.dtype)
-    d = half.unsqueeze(-1) - half.unsqueeze(-2)
-    t = torch.tanh(d)
-    g = torch.div(d, t, out=t)  # relatively accurate down to tiny |δ|
-    # exactly 0/0 at ties (the diagonal): the limit 1
-    return g.nan_to_num_(nan=1.0).mul_(w.to(g.dtype)[..., None, None])
-
-
-class _Hessian:
-    """``H ↦ Σ wᵢ Vᵢ (gᵢ ∘ Vᵢᵀ H Vᵢ) Vᵢᵀ`` for ``H (G, n, n)`` (tall GEMMs where possible).
-
-    The products run in ``gw``'s dtype (float32 for a float64 mean on CPU: twice the GEMM speed
-    and half the memory traffic; :func:`_hess_error` bounds what that changes); ``H`` and the
-    result stay in their own dtype.
-    """
-
-    def __init__(self, v: Tensor, gw: Tensor) -> None:
-        g, n_pts, n, _ = v.shape
-        self.gw = gw
-        self.vt = _stack_vt(v).to(gw.dtype)  # Vᵢᵀ stacked
-        self.v = self.vt.reshape(g, n_pts, n, n).mT
-        # two work buffers, reused by every product (fresh multi-megabyte tensors cost page faults)
-        self._a, self._b = torch.empty_like(gw), torch.empty_like(gw)
-
-    def __call__(self, h: Tensor) -> Tensor:
-        g, n_pts, n, _ = self.gw.shape
-        # In and out symmetrized (n × n, cheap): the sandwich sum below is H ↦ Hess[H] only for
-        # symmetric H (Hess[Hᵀ] otherwise, negative on the antisymmetric part), and CG's vectors
-        # would otherwise collect the round-off of float32 products as antisymmetric drift.
-        tall = torch.matmul(self.vt, sym(h).to(self.gw.dtype), out=self._a.view(g, n_pts * n, n))
-        ht = torch.matmul(tall.view(g, n_pts, n, n), self.v, out=self._b)  # Vᵢᵀ H Vᵢ
-        return sym(_sum_sandwich(self.vt, ht.mul_(self.gw), out=self._a).to(h.dtype))
-
-
-def _hess_dtype(x: Tensor) -> torch.dtype:
-    """Float32 Hessian products for float64 means on CPU (on CUDA float32 products may run in
-    TF32, and the GPU path is measured as it is)."""
-    return torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
-
-
-def _hess_error_from(hn: Tensor, dn: Tensor, n: int, dtype: torch.dtype) -> Tensor:
-    """Bound on ``‖(Hess̃ − Hess)[D]‖_F`` when the products run in ``dtype`` (0 if that is ``hn``'s).
-
-    Four products of inner size ``n`` and one scaling: ``8 n eps`` relative, times
-    ``‖Hess‖ ≤ hn`` (:func:`_hess_norm_bound`) and ``‖D‖_F = dn``. A model, not a worst case:
-    rounding errors of products with orthogonal factors grow like ``√n eps`` (measured relative
-    errors of the float32 products: 0.7-1.6e-7 at n = 8...64, 140-3000× below the model; the
-    adversarial worst case of Higham's ``γₙ`` bounds grows like ``n^{3/2} eps`` per product).
-    ``tests/test_mean_fast_paths.py`` checks the margin.
-    """
-    if dtype == hn.dtype:
-        return torch.zeros_like(dn)
-    return (8 * n * torch.finfo(dtype).eps) * hn * dn
-
-
-def _log_path_bound(hn: Tensor, dn: Tensor, n: int) -> Tensor:
-    """Bound on ``‖G(M') − (G − Hess[D])‖_F`` after ``M' = C e^{D} Cᵀ``, free of λ_max/λ_min.
-
-    Per point, ``f(s) = log(e^{-sD/2} Yᵢ e^{-sD/2})`` has ``f' = −φ(½ ad_L)[D]`` with ``L = f(s)``,
-    ``φ(x) = x coth x`` (the Hessian's weights), so ``f'' = −Dφ(½ ad_L)[½ ad_{L'}][D]``. With
-    ``0 ≤ φ' < 1`` the Daleckii–Krein form of ``Dφ`` has Hilbert–Schmidt norm at most
-    ``‖½ ad_{L'}‖_HS ≤ √(n/2) ‖L'‖_F``, and ``‖L'‖_F ≤ m ‖D‖_F`` with ``m = max φ ≤ 1 + (lmax −
-    lmin)/2``, which grows at most like ``e^{s‖D‖}`` along the path (Grönwall). Taylor:
-    ``‖f(1) − f(0) − f'(0)‖ ≤ ½ √(n/2) e^{‖D‖} ‖D‖² m(0)``; summed with the weights, ``m(0)``
-    becomes ``hn`` (:func:`_hess_norm_bound`). ``dn = ‖D‖_F``; shape ``(G,)``.
-    """
-    return 0.5 * math.sqrt(n / 2) * torch.exp(dn) * dn * dn * hn * (1 + 1e-6)
-
-
-def _hess_norm_bound(ll: Tensor, w: Tensor) -> Tensor:
-    """``‖Hess‖ ≤ Σ wᵢ (1 + (lmax − lmin)ᵢ / 2)`` (``δ coth δ ≤ 1 + |δ|``); also ``≥ κ(Hess)``, as
-    ``Hess ≥ I``. Shape ``(G,)``, a sum over points."""
-    return (w * (1.0 + 0.5 * (ll.amax(-1) - ll.amin(-1)))).sum(-1)
-
-
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Frobenius inner products ``(G,)`` of ``(G, n, n)`` stacks, as one batched product."""
-    g = a.shape[0]
-    return (a.reshape(g, 1, -1) @ b.reshape(g, -1, 1)).reshape(g)
-
-
-def _cg(apply, b: Tensor, stop: Tensor, maxiter: int, x0: Tensor | None = None,
-        residual: bool = False):
-    """Batched CG for SPD ``apply`` (Frobenius), stop when ``‖r‖ <= stop``; ``x`` (and ``r``).
-
-    ``b (G, n, n)``. One host read per step (is any problem still active?); with a single
-    problem "any active" means "all active" and the per-problem masks are skipped.
-    """
-    xk = torch.zeros_like(b) if x0 is None else x0  # x0 is updated in place
-    r = b.clone() if x0 is None else b - apply(x0)
-    p = r.clone()
-    rs = _dot(r, r)
-    stop2 = stop * stop
-    tiny = torch.finfo(b.dtype).tiny
-    single = b.shape[0] == 1
-    broken = torch.zeros_like(rs, dtype=torch.bool)
-    for _ in range(maxiter):
-        active = (rs > stop2) & ~broken
-        if not bool(active.any()):
-            break
-        ap = apply(p)
-        pap = _dot(p, ap)
-        # Hess ≥ I, so ⟨p, Hp⟩ < ½‖p‖² means the products' round-off (float32 products on a
-        # residual far below the right-hand side) dominates: that problem stops where it is.
-        broken = broken | (pap < 0.5 * _dot(p, p))
-        alpha = torch.where(broken, 0.0, rs / pap.clamp_min(tiny))
-        if not single:
-            alpha = torch.where(active, alpha, 0.0)
-        a4 = alpha[:, None, None]
-        xk.addcmul_(a4, p)
-        r.addcmul_(a4, ap, value=-1.0)
-        rn = _dot(r, r)
-        beta = rn / rs.clamp_min(tiny)
-        if not single:
-            beta = torch.where(active, beta, 0.0)
-            rn = torch.where(active, rn, rs)
-        p = torch.addcmul(r, beta[:, None, None], p)
-        rs = rn
-    return (xk, r) if residual else xk
 
 
 def ah_frame(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -324,56 +190,6 @@ def ah_init(x: Tensor, w: Tensor) -> Tensor:
     """``A # H`` (see :func:`ah_frame`): a cheap affine-invariant initializer."""
     c, _ = ah_frame(x, w)
     return sym(c @ c.mT)
-
-
-def _step_bound(lam: Tensor, w: Tensor, mu: Tensor) -> Tensor:
-    """Bound on ``‖G(M') − (G − Hess[D])‖_F`` after the move ``M' = C e^{D} Cᵀ`` (no ``eigh``).
-
-    ``Y'ᵢ ≅ P Yᵢ P`` with ``P = e^{-D/2}``; in the eigenbasis of ``Yᵢ`` this is ``Λ + Δ`` with
-    ``Δ = QΛQ − Λ``, ``Q = e^{-D̃/2}``, ``D̃ = Vᵀ D V`` (same spectrum ``μ`` as ``D``). The
-    first-order part ``Δ₁ = −(D̃Λ + ΛD̃)/2`` gives ``L¹ ∘ Δ₁ = −g ∘ D̃`` (``g = δ coth δ``, ``L¹``
-    the divided differences of log), i.e. exactly ``G − Hess[D]`` — the CG residual. With
-    ``E = Q − I`` and ``F = E + D̃/2`` (norms from ``μ`` alone), ``Δ − Δ₁ = FΛ + ΛF + EΛE``, so
-    per point the rest is at most ``‖Δ − Δ₁‖/λ_min + ‖Δ‖² / (2 (λ_min − ‖Δ‖)²)`` (``|L¹| ≤ 1/λ_min``;
-    the Taylor remainder of log, Bhatia, Matrix Analysis, V.3). Shape ``(G,)``.
-    """
-    e = torch.expm1(-0.5 * mu)  # eigenvalues of E
-    f = torch.add(e, mu, alpha=0.5)  # eigenvalues of F
-    e_f = torch.linalg.vector_norm(e, dim=-1)
-    ee = e_f * torch.linalg.vector_norm(e, ord=float("inf"), dim=-1)
-    lmin, lmax = lam.amin(-1), lam.amax(-1)
-    rest = lmax * torch.add(ee, torch.linalg.vector_norm(f, dim=-1), alpha=2.0)[..., None]  # ‖Δ − Δ₁‖_F
-    dn = lmax * torch.add(ee, e_f, alpha=2.0)[..., None]  # ‖Δ‖_F
-    r = dn / (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
-    err = torch.addcmul(rest / lmin, r, r, value=0.5)
-    err = torch.where(dn < 0.5 * lmin, err, float("inf"))
-    return (w.unsqueeze(-2) @ err.unsqueeze(-1)).reshape(w.shape[:-1]) * (1 + 1e-6)
-
-
-def _perturbed_grad(v: Tensor, lam: Tensor, ll: Tensor, w: Tensor, mu: Tensor, u: Tensor
-                    ) -> tuple[Tensor, Tensor]:
-    """Gradient norm after the move ``M' = C e^{D} Cᵀ`` from the eigenpairs at ``M`` (no ``eigh``).
-
-    ``Y'ᵢ ≅ P Yᵢ P`` with ``P = e^{-D/2}``; in the eigenbasis of ``Yᵢ``, ``Λ + Δ̂`` with
-    ``Δ̂ = Q Λ Q − Λ``, ``Q = Vᵀ P V``. First order: ``log(Λ + Δ̂) ≈ log Λ + L¹ ∘ Δ̂`` (``L¹`` the
-    divided differences of log). Returns the estimate and a bound on the neglected second-order
-    term ``Σ wᵢ ‖Δ̂ᵢ‖² / (2 (λ_min − ‖Δ̂ᵢ‖)²)``.
-    """
-    p = (u * torch.exp(-0.5 * mu).unsqueeze(-2)) @ u.mT
-    q = (v.mT @ p.unsqueeze(-3)) @ v
-    delta = (q * lam.unsqueeze(-2)) @ q
-    delta.diagonal(dim1=-2, dim2=-1).sub_(lam)
-    l1 = Log().first_divided_difference(lam, tie_threshold(lam.dtype))
-    inner = l1 * delta
-    inner.diagonal(dim1=-2, dim2=-1).add_(ll)
-    grad = sym(_sum_sandwich(_stack_vt(v), inner * w[..., None, None]))
-    dn = delta.norm(dim=(-2, -1))
-    lmin = lam.amin(-1)
-    gap = (lmin - dn).clamp_min(torch.finfo(lam.dtype).tiny)
-    # Taylor remainder of log: ‖R‖_F ≤ ½ sup|f''| ‖Δ̂‖_F² with sup|f''| = 1/(λ_min − ‖Δ̂‖)² (the
-    # second divided differences of log are f''(ξ)/2; Bhatia, Matrix Analysis, V.3).
-    err = torch.where(dn < 0.5 * lmin, 0.5 * dn * dn / (gap * gap), torch.full_like(dn, float("inf")))
-    return grad, (w * err).sum(-1)
 
 
 def _move(c: Tensor, ci: Tensor, mu: Tensor, u: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
