@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["refine_eigh", "refine_eigh_columns", "eigh_from_guess"]
+__all__ = ["refine_eigh", "refine_eigh_columns", "eigh_from_guess", "REFINE_CHUNK"]
 
 
 def _residuals(a: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -148,6 +148,11 @@ def refine_eigh_columns(a: Tensor, v: Tensor, tol: float, max_steps: int = 8,
     return w, u.mT, conv
 
 
+#: Matrices refined at a time by :func:`eigh_from_guess`: its scratch is four chunks, reused
+#: chunk after chunk (bounded memory, and pages touched once per call rather than per chunk).
+REFINE_CHUNK = 2048
+
+
 def eigh_from_guess(a: Tensor, v0: Tensor, mixed: bool = False, max_steps: int = 8) -> tuple[Tensor, Tensor]:
     """Eigenpairs of symmetric ``a (*batch, n, n)`` from approximate eigenvectors ``v0``.
 
@@ -156,28 +161,36 @@ def eigh_from_guess(a: Tensor, v0: Tensor, mixed: bool = False, max_steps: int =
     come in the order of ``v0``'s columns where refined (ascending where not): callers take
     ``amin``/``amax``, not the ends. ``mixed`` (float64 input, a guess far from converged):
     the first, large corrections in float32 (products twice as fast, half the memory traffic)
-    until their corrections are below 1e-3, then float64 steps. One workspace of four
-    ``a``-sized buffers serves both stages.
+    until their corrections are below 1e-3, then float64 steps. One scratch of four buffers of
+    :data:`REFINE_CHUNK` matrices serves both stages and every chunk.
     """
     from .spectral import eigh
 
     batch, n = a.shape[:-2], a.shape[-1]
     af, vf = a.reshape(-1, n, n), v0.reshape(-1, n, n)
-    ws = af.new_empty((4,) + af.shape)
-    u = ws[0]
-    if mixed and a.dtype == torch.float64:
-        m = af.numel()
-        f = ws[1:].reshape(-1).view(torch.float32)  # the scratch, seen as 6 float32 buffers
-        a32, u32 = f[:m].view(af.shape), f[m:2 * m].view(af.shape)
-        work32 = f[2 * m:5 * m].view((3,) + af.shape)
-        a32.copy_(af)
-        u32.copy_(vf.mT)
-        _oa_steps(a32, u32, work32, 1e-3, max_steps, 0.25)
-        u.copy_(u32)
-    else:
-        u.copy_(vf.mT)
-    w, ok = _oa_steps(af, u, ws[1:], torch.finfo(a.dtype).eps ** 0.5, max_steps, 0.25)
-    v = u.mT
+    b = af.shape[0]
+    size = max(1, min(b, REFINE_CHUNK))
+    ws = af.new_empty((4, size, n, n))
+    rows = ws[0] if b <= size else af.new_empty(af.shape)  # the refined Vᵀ, all matrices
+    w = af.new_empty(af.shape[:-1])
+    ok = torch.empty(b, dtype=torch.bool, device=af.device)
+    f = ws[1:].reshape(-1).view(torch.float32)  # the float64 scratch seen as 6 float32 buffers
+    for s0 in range(0, b, size):
+        ac, gc = af[s0:s0 + size], vf[s0:s0 + size]
+        m = ac.shape[0]
+        u = rows[s0:s0 + m]
+        if mixed and a.dtype == torch.float64:
+            k = ac.numel()
+            a32, u32 = f[:k].view(ac.shape), f[k:2 * k].view(ac.shape)
+            a32.copy_(ac)
+            u32.copy_(gc.mT)
+            _oa_steps(a32, u32, f[2 * k:5 * k].view((3,) + ac.shape), 1e-3, max_steps, 0.25)
+            u.copy_(u32)
+        else:
+            u.copy_(gc.mT)
+        w[s0:s0 + m], ok[s0:s0 + m] = _oa_steps(ac, u, ws[1:, :m], torch.finfo(a.dtype).eps ** 0.5,
+                                                max_steps, 0.25)
+    v = rows.mT
     if not bool(ok.all()):
         idx = (~ok).nonzero().squeeze(-1)
         wi, vi = eigh(af.index_select(0, idx))

@@ -177,3 +177,21 @@ def test_leading_batch_dims(gen):
     assert ew <= 1e-13 and orth <= 1e-12 and rec <= 1e-12
     # each entry of the batch corresponds to its own matrix
     assert torch.allclose(w.sort(-1).values, torch.linalg.eigvalsh(a), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_chunks_give_the_unchunked_result(gen, monkeypatch, mixed):
+    """A batch refined in chunks of 3 (last one short, one far guess for the fallback) equals
+    the batch refined at once (to round-off: a chunk stops when its own matrices converged)."""
+    import riemlearn.manifolds.eigh_refine as R
+
+    a = _spd(gen, 10, 7)
+    v0 = _guess(gen, a, 1e-2)[1]
+    v0[4] = _rotation(gen, 1, 7, 3.0)[0]  # far: LAPACK
+    w1, v1 = eigh_from_guess(a, v0, mixed=mixed)
+    monkeypatch.setattr(R, "REFINE_CHUNK", 3)
+    w2, v2 = eigh_from_guess(a, v0, mixed=mixed)
+    torch.testing.assert_close(w2, w1, rtol=0, atol=1e-13)
+    torch.testing.assert_close(v2, v1, rtol=0, atol=1e-12)
+    ew, orth, rec = _errors(a, w2, v2)
+    assert ew <= 1e-13 and orth <= 1e-12 and rec <= 1e-12
