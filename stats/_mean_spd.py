@@ -271,15 +271,15 @@ def aim_mean(
         stop = torch.clamp(g0, max=0.5).mul_(g0).mul_(0.01)
         stop = torch.minimum(stop, g0 * RELATIVE_FORCING_MAX).clamp_min_(stop_floor)
         g0h = gmax / norm_scale
-        far = 0.01 * min(0.5, g0h) * g0h * norm_scale > 100 * tol
+        far = min(0.01 * min(0.5, g0h), RELATIVE_FORCING_MAX) * g0h * norm_scale > 100 * tol
         hdt, polish = x.dtype, False
         if hdt_far != x.dtype:
             # Float32 products where, in every active group, CG's relative target stays 100×
             # above float32 round-off times κ(Hess) ≤ ‖Hess‖ ≤ hn. If a step may be final (CG's
-            # target within 100× tol) and the products' error bound (_hess_error, with ‖D‖ ≤ ‖G‖
-            # as Hess ≥ I) is not below tol/10, CG goes on in x's dtype from the float32 solution
-            # (its first product is the exact residual; often nothing more is needed): the final
-            # residual certifies the new point.
+            # target within 100× tol) and the products' error model (_hess_error_from, with
+            # ‖D‖ ≤ ‖G‖ as Hess ≥ I) is not below 0.3 tol, CG goes on in x's dtype from the
+            # float32 solution (its first product is the exact residual; often nothing more is
+            # needed): the final residual certifies the new point.
             (hn,) = _red(_hess_norm_bound(ll, w))
             e32 = eps(hdt_far)
             attainable = stop >= 100 * e32 * hn * g0
@@ -308,8 +308,9 @@ def aim_mean(
         iters = iters + active.long()
         # Final step: to first order the gradient at the new point is the CG residual
         # G − Hess[D]; accept the step (no eigh) if that plus a bound on the rest is <= tol.
-        # Skipped while CG's stopping residual (0.01·min(½, ‖G‖)·‖G‖) is far above tol: the step
-        # cannot be final then (a heuristic: a rare lucky step costs one more eigh pass).
+        # Skipped while CG's stopping residual is far above tol: the step cannot be final then
+        # (a heuristic: a rare lucky step costs one more pass). The rest is bounded by the
+        # smaller of _step_bound and _log_path_bound, plus the float32 products' error model.
         all_done, mu_max = False, math.inf
         if not (single and far):
             dn = torch.linalg.vector_norm(mu, dim=-1)
