@@ -272,7 +272,7 @@ def aim_mean(
         stop = torch.minimum(stop, g0 * RELATIVE_FORCING_MAX).clamp_min_(stop_floor)
         g0h = gmax / norm_scale
         far = min(0.01 * min(0.5, g0h), RELATIVE_FORCING_MAX) * g0h * norm_scale > 100 * tol
-        hdt, polish = x.dtype, False
+        hdt, polish, hn = x.dtype, False, None
         if hdt_far != x.dtype:
             # Float32 products where, in every active group, CG's relative target stays 100×
             # above float32 round-off times κ(Hess) ≤ ‖Hess‖ ≤ hn. If a step may be final (CG's
@@ -314,7 +314,10 @@ def aim_mean(
         all_done, mu_max = False, math.inf
         if not (single and far):
             dn = torch.linalg.vector_norm(mu, dim=-1)
-            sb, hn = _red(_step_bound(lam, w, mu), _hess_norm_bound(ll, w))
+            if hn is None:
+                sb, hn = _red(_step_bound(lam, w, mu), _hess_norm_bound(ll, w))
+            else:  # already summed for the float32 decision
+                (sb,) = _red(_step_bound(lam, w, mu))
             err = torch.minimum(sb, _log_path_bound(hn, dn, n_dim)).add_(_hess_error_from(hn, dn, n_dim, hdt))
             gn_est = gnorm(res)
             done = torch.add(gn_est, err.add_(g0, alpha=100 * eps(x.dtype)), alpha=bound_scale) <= tol

@@ -254,14 +254,13 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         from .frechet_mean import capture_aim_states
 
         m = spd_manifold(self.metric).metric
-        if self.tsupdate or fast_path(m) != "ai":
-            return self.fit(X, y, sample_weight).transform(X)
+        reuse = not self.tsupdate and fast_path(m) == "ai"
         with capture_aim_states() as states:
             C, was_numpy = self._fit(X, sample_weight)
-        guess = states[0][0].vectors_guess() if len(states) == 1 and not C.requires_grad else None
+        state = states[0][0] if reuse and len(states) == 1 and not C.requires_grad else None
+        guess = state.vectors_guess() if state is not None else None
         if guess is None:
-            return self.transform(X)
-        state = states[0][0]
+            return self._transform(C, was_numpy)  # X already validated by _fit
         wh = self._whitener.to(device=C.device)
         cc = C.to(wh.dtype)
         # W Cᵢ W = Q Yᵢ Qᵀ with Yᵢ = C_f⁻¹ Cᵢ C_f⁻ᵀ the solver's whitened points and Q = W C_f
@@ -277,6 +276,9 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         C, was_numpy = check_spd(X)
         check_n_channels(self, C)
+        return self._transform(C, was_numpy)
+
+    def _transform(self, C: Tensor, was_numpy: bool) -> Any:
         if self.tsupdate:
             ref = weighted_frechet_mean(C, spd_manifold(self.metric), None, self.tol)
         else:
